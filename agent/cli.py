@@ -1,0 +1,226 @@
+"""The ``seal-agent`` command line (Typer). Errors print as one line and exit with status 2."""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import List, Optional
+
+import click
+import typer
+from rich.table import Table
+
+from .commands.common import CliState, emitter, open_agent, output, state
+from .config import default_home
+from .errors import SealError
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+                  help="Teach a language model new documents in its weights, and keep what it knew.")
+
+
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context,
+          home: Optional[Path] = typer.Option(None, "--home", help="Data home (env SEAL_AGENT_HOME, default ~/.seal-agent)."),
+          json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON only."),
+          set_: List[str] = typer.Option([], "--set", help="Override a config value: section.key=value (repeatable).")):
+    ctx.obj = CliState(home=(home or default_home()).expanduser(), json=json_out, overrides=list(set_))
+    if ctx.invoked_subcommand is None:
+        _run_tui(ctx)
+
+
+def _run_tui(ctx: typer.Context) -> None:
+    try:
+        from tui.app import run as run_tui
+    except ImportError as e:  # pragma: no cover - the TUI ships with the package
+        raise SealError(f"the TUI is not available: {e}") from None
+    run_tui(state(ctx).config())
+
+
+@app.command()
+def tui(ctx: typer.Context):
+    """Open the terminal UI (the same as running seal-agent with no command)."""
+    _run_tui(ctx)
+
+
+@app.command()
+def ingest(ctx: typer.Context,
+           paths: List[Path] = typer.Argument(..., help="Text/markdown files, SQuAD-format JSON files, or folders."),
+           prompt: Optional[str] = typer.Option(None, "--prompt", help="Self-edit family: implications, implications-long, rewrite, self-qa."),
+           samples: Optional[int] = typer.Option(None, "--samples", "-k", min=1, max=64, help="Self-edits per chunk."),
+           force: bool = typer.Option(False, "--force", help="Learn a document again even if it is already learned."),
+           no_guard: bool = typer.Option(False, "--no-guard", help="Keep the edit even if its probes get worse.")):
+    """Learn documents: the teacher writes self-edits, the student absorbs them, probes show the gain."""
+    from teacher.prompts import FAMILIES
+
+    from .errors import BadInput
+    from .ingest import Ingest, IngestOptions
+    from .render import answers_table
+    if prompt is not None and prompt not in FAMILIES:
+        raise BadInput(f"--prompt {prompt!r}: choose one of {', '.join(FAMILIES)}")
+    t0 = time.time()
+    with open_agent(ctx) as agent, emitter(ctx) as emit:
+        opts = IngestOptions(force=force, family=prompt, samples=samples, guard=False if no_guard else None)
+        outcomes = Ingest(agent, opts, emit=emit).run(list(paths))
+    data = {"seconds": round(time.time() - t0, 2), "edits": [asdict(o) for o in outcomes]}
+
+    def human(console):
+        for o in outcomes:
+            console.print(answers_table(o.answers))
+            colour = "green" if o.status == "committed" else "yellow"
+            console.print(f"[{colour}]{o.status}[/] {o.edit_id} '{o.title}': probe accuracy {o.before:.2f} -> "
+                          f"{o.after:.2f}, {o.train_steps} steps on {o.texts} texts, {o.seconds:.1f} s")
+        console.print(f"total {data['seconds']:.1f} s")
+    output(ctx, data, human)
+    if any(o.status == "rejected" for o in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command()
+def ask(ctx: typer.Context, question: str = typer.Argument(..., help="A question, answered closed-book."),
+        base: bool = typer.Option(False, "--base", help="Ask the untouched base model instead."),
+        both: bool = typer.Option(False, "--both", help="Show the student's and the base model's answers.")):
+    """The student's closed-book answer to a question."""
+    from .errors import BadInput
+    if not question.strip():
+        raise BadInput("the question is empty")
+    with open_agent(ctx) as agent:
+        data = {"question": question}
+        if both or not base:
+            data["student"] = agent.ask([question])[0]
+        if both or base:
+            data["base"] = agent.ask([question], base=True)[0]
+
+    def human(console):
+        for who in ("student", "base"):
+            if who in data:
+                console.print(f"[bold]{who}:[/] {data[who]}")
+    output(ctx, data, human)
+
+
+@app.command()
+def history(ctx: typer.Context):
+    """Every edit: document, time, probe accuracy before/after, status."""
+    with open_agent(ctx) as agent:
+        rows = agent.history()
+
+    def human(console):
+        if not rows:
+            console.print("no edits yet: seal-agent ingest FILE")
+            return
+        t = Table(title=f"edits in {state(ctx).home}")
+        for c in ("edit", "when", "kind", "status", "document", "before", "after", "s"):
+            t.add_column(c)
+        for r in rows:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"]))
+            t.add_row(r["edit_id"], when, r["kind"], r["status"], r["title"][:30],
+                      f"{r['before']:.2f}" if r["kind"] != "rollback" else "",
+                      f"{r['after']:.2f}" if r["kind"] != "rollback" else "", f"{r['seconds']:.0f}")
+        console.print(t)
+    output(ctx, rows, human)
+
+
+@app.command()
+def rollback(ctx: typer.Context, edit_id: str = typer.Argument(..., help="The edit to undo (with every later one).")):
+    """Undo a committed edit: the student returns to the adapter it had before it."""
+    with open_agent(ctx) as agent:
+        data = agent.rollback(edit_id)
+    output(ctx, data, lambda c: c.print(f"rolled back {', '.join(data['undone'])}; student now at {data['head']}"))
+
+
+@app.command()
+def probe(ctx: typer.Context):
+    """Re-run every stored probe against the current student: accuracy per document."""
+    with open_agent(ctx) as agent, emitter(ctx) as emit:
+        rows = agent.probe(emit)
+
+    def human(console):
+        if not rows:
+            console.print("no documents learned yet")
+            return
+        t = Table(title="probe accuracy per document (now vs just after it was learned)")
+        for c in ("document", "edit", "n", "now", "learned", "F1"):
+            t.add_column(c)
+        for r in rows:
+            t.add_row(r["title"][:40], r["edit_id"], str(r["n"]), f"{r['accuracy']:.2f}",
+                      f"{r['learned']:.2f}" if r["learned"] is not None else "-", f"{r['f1']:.2f}")
+        console.print(t)
+    output(ctx, rows, human)
+
+
+@app.command()
+def demo(ctx: typer.Context):
+    """Learn the bundled sample document in a fresh temporary home and show the answers before and after."""
+    import shutil
+    import tempfile
+
+    from .config import load_config
+    from .core import Agent
+    from .ingest import Ingest
+    from .models import model_cache
+    from .render import answers_table
+    import os
+
+    st = state(ctx)
+    os.environ.setdefault("SEAL_AGENT_MODEL_CACHE", str(model_cache(st.home)))
+    sample = Path(__file__).parent / "data" / "sample.json"
+    tmp = Path(tempfile.mkdtemp(prefix="seal-agent-demo-"))
+    try:
+        cfg = load_config(st.home, st.overrides)
+        cfg.home = tmp / "home"
+        t0 = time.time()
+        with Agent(cfg) as agent, emitter(ctx) as emit:
+            outcome = Ingest(agent, emit=emit).run([sample])[0]
+            question = outcome.answers[0]["question"] if outcome.answers else "What is this document about?"
+            after = agent.ask([question])[0]
+            base = agent.ask([question], base=True)[0]
+        data = {"seconds": round(time.time() - t0, 2), "edit": asdict(outcome),
+                "ask": {"question": question, "student": after, "base": base}}
+
+        def human(console):
+            console.print(answers_table(outcome.answers))
+            console.print(f"[bold]{outcome.status}[/]: probe accuracy {outcome.before:.2f} -> {outcome.after:.2f} "
+                          f"in {outcome.seconds:.1f} s ({outcome.train_steps} training steps on {outcome.texts} texts)")
+            console.print(f"ask {question!r}\n  student: {after}\n  base:    {base}")
+            console.print(f"total {data['seconds']:.1f} s. Try it on your own files: seal-agent ingest FILE")
+        output(ctx, data, human)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _register_subcommands() -> None:
+    """Command groups living in agent/commands/ (each module exposes `register(app)`)."""
+    import importlib
+    import pkgutil
+
+    from . import commands
+    for mod in pkgutil.iter_modules(commands.__path__):
+        if mod.name != "common":
+            module = importlib.import_module(f"{commands.__name__}.{mod.name}")
+            if hasattr(module, "register"):
+                module.register(app)
+
+
+_register_subcommands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    cmd = typer.main.get_command(app)
+    try:
+        code = cmd.main(args=argv, prog_name="seal-agent", standalone_mode=False)
+    except click.exceptions.UsageError as e:
+        print(f"error: {e.format_message()}", file=sys.stderr)
+        sys.exit(2)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        print("error: interrupted; nothing was committed for the edit in progress", file=sys.stderr)
+        sys.exit(130)
+    except SealError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

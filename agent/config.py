@@ -1,0 +1,148 @@
+"""Configuration: dataclasses composed from each room's settings; file < environment < flags.
+
+The file is ``<home>/config.toml`` with one table per section (``[train]``, ``[lora]``, ``[teacher]`` ...);
+flags are ``--set section.key=value``; a few common ones have their own environment variables.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from student.config import AnswerSettings, LoraSettings, TrainSettings
+from teacher.config import ParseSettings, TeacherSettings
+
+from .errors import BadInput
+
+EMBEDDED = "embedded"
+
+
+@dataclass
+class ModelSettings:
+    teacher: str = EMBEDDED        # "embedded", a local HF folder, or a hub id (needs a network)
+    student: str = EMBEDDED
+    device: str = "auto"           # auto | cpu | cuda | cuda:N
+    dtype: str = "auto"            # auto (bf16 on CUDA, f32 on CPU) | float32 | bfloat16
+    teacher_adapter: str = ""      # a trained teacher version id (ReST-EM) or "" for the untrained teacher
+
+
+@dataclass
+class IngestSettings:
+    chunk_tokens: int = 320        # chunks are paragraph-aware and at most this many tokens
+    max_file_bytes: int = 2_000_000
+    probes_per_doc: int = 5        # probes the teacher writes for documents that come without questions
+    guard: bool = True             # reject (roll back) an edit whose probes come out worse than before
+    guard_tolerance: float = 0.0   # accuracy drop on earlier documents' probes tolerated by the guard
+    retention_probes: int = 40     # earlier probes re-run after each commit (capped), for the forgetting history
+    use_directives: bool = False   # let update settings the teacher writes ("lr: 3e-4", "epochs: 5") override [train]
+
+
+@dataclass
+class ReplaySettings:
+    strategy: str = "reservoir"    # none | reservoir | mixed
+    capacity: int = 2000
+    ratio: float = 0.5             # replay texts added per new training text
+    seed: int = 0
+
+
+@dataclass
+class Config:
+    home: Path = field(default_factory=lambda: Path("~/.seal-agent").expanduser())
+    models: ModelSettings = field(default_factory=ModelSettings)
+    teacher: TeacherSettings = field(default_factory=TeacherSettings)
+    parse: ParseSettings = field(default_factory=ParseSettings)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    answer: AnswerSettings = field(default_factory=AnswerSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    replay: ReplaySettings = field(default_factory=ReplaySettings)
+
+    def sections(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "home"}
+
+    def to_dict(self) -> dict:
+        return {"home": str(self.home), **{k: dataclasses.asdict(v) for k, v in self.sections().items()}}
+
+
+ENV = {
+    "SEAL_AGENT_TEACHER_MODEL": "models.teacher",
+    "SEAL_AGENT_STUDENT_MODEL": "models.student",
+    "SEAL_AGENT_DEVICE": "models.device",
+}
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("SEAL_AGENT_HOME", "~/.seal-agent")).expanduser()
+
+
+def _coerce(current: Any, raw: Any, key: str) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    try:
+        if isinstance(current, bool):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if isinstance(current, int):
+            return int(raw)
+        if isinstance(current, float):
+            return float(raw)
+        if isinstance(current, (list, tuple)):
+            return [x.strip() for x in raw.split(",") if x.strip()]
+        if current is None and raw.lower() in ("none", "auto", ""):
+            return None
+        if current is None and raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+    except ValueError:
+        raise BadInput(f"config {key}: cannot read {raw!r} as {type(current).__name__}") from None
+    return raw
+
+
+def apply(cfg: Config, dotted: str, value: Any) -> None:
+    """Set ``section.key`` to value (strings are converted to the field's type)."""
+    section, _, key = dotted.partition(".")
+    sections = cfg.sections()
+    if section not in sections or not key:
+        raise BadInput(f"unknown config key {dotted!r} (sections: {', '.join(sections)})")
+    obj = sections[section]
+    names = {f.name for f in dataclasses.fields(obj)}
+    if key not in names:
+        raise BadInput(f"unknown config key {dotted!r} (keys: {', '.join(sorted(names))})")
+    setattr(obj, key, _coerce(getattr(obj, key), value, dotted))
+
+
+def load_config(home: Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults, then ``<home>/config.toml``, then environment, then ``--set`` overrides."""
+    cfg = Config(home=(home or default_home()).expanduser())
+    path = cfg.home / "config.toml"
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise BadInput(f"{path}: not valid TOML ({e})") from None
+        for section, table in data.items():
+            if not isinstance(table, dict):
+                raise BadInput(f"{path}: [{section}] must be a table")
+            for key, value in table.items():
+                apply(cfg, f"{section}.{key}", value)
+    for var, dotted in ENV.items():
+        if os.environ.get(var):
+            apply(cfg, dotted, os.environ[var])
+    for item in overrides or []:
+        if "=" not in item:
+            raise BadInput(f"--set takes section.key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        apply(cfg, k.strip(), v.strip())
+    for name, section in cfg.sections().items():
+        check = getattr(section, "__post_init__", None)
+        try:
+            if check:
+                check()
+        except ValueError as e:
+            raise BadInput(f"config [{name}]: {e}") from None
+    return cfg

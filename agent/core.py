@@ -1,0 +1,146 @@
+"""The Agent: opens the store, loads the models lazily and wires teacher and student (the only place that does)."""
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from student.adapters import AdapterStore
+from student.grading import grade, mean_grade
+from student.student import Student
+from teacher.backend import TransformersBackend
+from teacher.selfedit import Teacher
+
+from .config import Config
+from .errors import BadInput
+from .events import Emit, Stage, ignore
+from .memory import Edit, Memory
+from .models import load_model
+
+
+def new_edit_id(prefix: str = "e") -> str:
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+class Agent:
+    def __init__(self, cfg: Config, create: bool = True):
+        self.cfg = cfg
+        self.memory = Memory(cfg.home, create=create)
+        self.adapters = AdapterStore(cfg.home / "adapters" / "student")
+        self.teacher_adapters = AdapterStore(cfg.home / "adapters" / "teacher")
+        self._student: Student | None = None
+        self._teacher: Teacher | None = None
+        self.emit: Emit = ignore
+
+    def close(self) -> None:
+        self.memory.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- models ---------------------------------------------------------------------------------------------
+    @property
+    def student(self) -> Student:
+        if self._student is None:
+            self.emit(Stage("load", f"student model ({self.cfg.models.student})"))
+            model, tok = load_model(self.cfg.models.student, self.cfg.home, self.cfg.models)
+            self._student = Student(model, tok, self.cfg.lora, self.cfg.answer)
+            self._load_head()
+        return self._student
+
+    def _load_head(self) -> None:
+        head = self.memory.state().head
+        if not head:
+            self._student.reset()
+            return
+        meta = self.adapters.meta(head)
+        lora = meta.get("lora")
+        if lora and lora != asdict(self.cfg.lora):
+            raise BadInput(f"adapter {head} was trained with lora {lora}; the config says {asdict(self.cfg.lora)}")
+        self._student.load(self.adapters.load_state(head))
+
+    @property
+    def teacher(self) -> Teacher:
+        if self._teacher is None:
+            self.emit(Stage("load", f"teacher model ({self.cfg.models.teacher})"))
+            model, tok = load_model(self.cfg.models.teacher, self.cfg.home, self.cfg.models)
+            version = self.cfg.models.teacher_adapter
+            if version:
+                from peft import PeftModel
+                if version not in self.teacher_adapters.ids():
+                    raise BadInput(f"no teacher version {version!r} (see: seal-agent teacher list)")
+                model = PeftModel.from_pretrained(model, str(self.teacher_adapters.path(version))).eval()
+            self._teacher = Teacher(TransformersBackend(model, tok), tok, self.cfg.teacher, self.cfg.parse)
+        return self._teacher
+
+    @property
+    def tokenizer(self):
+        return self.student.tokenizer
+
+    # ---- housekeeping ---------------------------------------------------------------------------------------
+    def sweep(self) -> None:
+        """Remove what a killed run left: temp adapter folders, adapters and records no log entry names."""
+        self.adapters.clean_tmp()
+        named = {e.adapter_id for e in self.memory.state().edits} | {e.parent_adapter for e in self.memory.state().edits}
+        for adapter_id in self.adapters.ids():
+            if adapter_id not in named:
+                self.adapters.remove(adapter_id)
+        self.memory.sweep()
+
+    # ---- questions --------------------------------------------------------------------------------------------
+    def ask(self, questions: list[str], base: bool = False) -> list[str]:
+        return self.student.answer(questions, base=base)
+
+    def score(self, probes: list[tuple[str, str]]) -> dict:
+        """Answer probes closed-book and grade them: accuracy ('contains' on the extracted answer), F1, EM, rows."""
+        if not probes:
+            return {"accuracy": 0.0, "f1": 0.0, "em": 0.0, "n": 0, "rows": []}
+        answers = self.student.answer([q for q, _ in probes])
+        grades = [grade(a, g) for a, (_, g) in zip(answers, probes)]
+        m = mean_grade(grades)
+        rows = [{"question": q, "gold": g, "answer": a, "correct": gr.contains >= 1.0, "f1": gr.f1}
+                for (q, g), a, gr in zip(probes, answers, grades)]
+        return {"accuracy": m.contains, "f1": m.f1, "em": m.em, "n": len(probes), "rows": rows}
+
+    def probe(self, emit: Emit = ignore) -> list[dict]:
+        """Every stored probe against the current student: one row per active document."""
+        out = []
+        docs = self.memory.documents()
+        probes = self.memory.probes()
+        for i, doc in enumerate(docs):
+            emit(Stage("probe", doc["title"], total=len(docs)))
+            s = self.score(probes.get(doc["doc_id"], []))
+            edit = self.memory.find_edit(doc["edit_id"])
+            out.append({"doc_id": doc["doc_id"], "title": doc["title"], "edit_id": doc["edit_id"],
+                        "learned": edit.after if edit else None, **{k: s[k] for k in ("accuracy", "f1", "em", "n")}})
+        return out
+
+    # ---- history ----------------------------------------------------------------------------------------------
+    def history(self) -> list[dict]:
+        st = self.memory.state()
+        return [{"edit_id": e.edit_id, "seq": e.seq, "kind": e.kind, "status": st.status.get(e.edit_id, ""),
+                 "doc_id": e.doc_id, "title": e.title, "created": e.created, "seconds": round(e.seconds, 1),
+                 "before": e.before, "after": e.after, "nll_before": e.nll_before, "nll_after": e.nll_after,
+                 "adapter_id": e.adapter_id, "target": e.target, "reason": e.reason}
+                for e in st.edits]
+
+    def rollback(self, edit_id: str) -> dict:
+        """Undo a committed edit and every later one: the student returns to the adapter it had before it."""
+        st = self.memory.state()
+        edit = self.memory.find_edit(edit_id)
+        if edit is None or edit.kind != "commit":
+            raise BadInput(f"{edit_id}: no such committed edit (see: seal-agent history)")
+        if st.status[edit_id] != "active":
+            raise BadInput(f"{edit_id}: already {st.status[edit_id].replace('_', ' ')}")
+        undone = [e.edit_id for e in st.active() if e.seq >= edit.seq]
+        entry = Edit(edit_id=new_edit_id("r"), seq=self.memory.next_seq(), kind="rollback", target=edit_id,
+                     adapter_id=edit.parent_adapter, parent_adapter=st.head, created=time.time(),
+                     doc_id=edit.doc_id, title=edit.title, reason=f"undid {', '.join(undone)}")
+        self.memory.log(entry)
+        if self._student is not None:
+            self._load_head()
+        return {"rollback": entry.edit_id, "undone": undone, "head": entry.adapter_id or "base"}

