@@ -1,0 +1,65 @@
+"""Configuration dataclasses owned by the student room."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence, Union
+
+SCHEDULES = ("linear", "cosine", "constant")
+QUESTION_FORMATS = ("chat", "raw")
+
+
+@dataclass
+class LoraSettings:
+    """LoRA adapter shape. ``target_modules`` is "all-linear" or a list of module names."""
+
+    r: int = 32
+    alpha: int = 64
+    dropout: float = 0.0
+    target_modules: Union[str, Sequence[str]] = "all-linear"
+
+    def __post_init__(self) -> None:
+        if self.r <= 0:
+            raise ValueError(f"LoRA rank must be positive, got r={self.r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class TrainSettings:
+    """Inner-loop SFT settings (SEAL defaults, except batch size 8 instead of 1)."""
+
+    lr: float = 1e-3
+    epochs: int = 10
+    batch_size: int = 8
+    max_len: int = 256
+    seed: int = 0
+    grad_clip: float = 1.0
+    warmup_ratio: float = 0.0
+    schedule: str = "linear"
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.epochs < 0 or self.batch_size <= 0 or self.max_len <= 1:
+            raise ValueError("need epochs >= 0, batch_size > 0 and max_len > 1")
+        if not 0.0 <= self.warmup_ratio <= 1.0:
+            raise ValueError(f"warmup_ratio must be in [0, 1], got {self.warmup_ratio}")
+
+
+@dataclass
+class AnswerSettings:
+    """Closed-book answering: greedy, batched; ``question_format`` is "chat" or "raw"."""
+
+    max_new_tokens: int = 48
+    question_format: str = "chat"
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.question_format not in QUESTION_FORMATS:
+            raise ValueError(
+                f"question_format must be one of {QUESTION_FORMATS}, got {self.question_format!r}"
+            )
+        if self.max_new_tokens <= 0 or self.batch_size <= 0:
+            raise ValueError("max_new_tokens and batch_size must be positive")

@@ -1,0 +1,100 @@
+"""Supervised fine-tuning of the active (trainable) adapter of a PeftModel."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import torch
+from transformers import get_scheduler
+
+from .batching import batch_nll, pad_batch, pad_id_of, tokenize_texts
+from .config import TrainSettings
+
+StepCallback = Callable[[int, int, int, float], None]
+"""on_step(step, total, epoch, loss): step in 1..total, epoch in 1..epochs, loss of that step."""
+
+_SCHEDULER_NAMES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
+
+
+@dataclass
+class TrainResult:
+    """Per-step training losses, number of optimizer steps, wall time and target tokens trained on."""
+
+    losses: list[float] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+    tokens: int = 0
+
+
+def _batches(n: int, batch_size: int, rng: random.Random) -> list[list[int]]:
+    order = list(range(n))
+    rng.shuffle(order)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def train_adapter(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    settings: TrainSettings,
+    on_step: Optional[StepCallback] = None,
+) -> TrainResult:
+    """Train the trainable parameters of ``model`` on ``texts`` (eos appended, loss on real tokens).
+
+    AdamW over trainable parameters only, warmup + decay schedule, gradient clipping; seeded with
+    ``torch.manual_seed(settings.seed)`` and a seeded shuffle of the texts each epoch.
+    """
+    start = time.perf_counter()
+    result = TrainResult()
+    seqs = tokenize_texts(tokenizer, texts, settings.max_len, add_eos=True)
+    if not seqs or settings.epochs == 0:
+        result.seconds = time.perf_counter() - start
+        return result
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no trainable parameters (is the adapter active and trainable?)")
+
+    torch.manual_seed(settings.seed)
+    rng = random.Random(settings.seed)
+    pad_id = pad_id_of(tokenizer)
+    per_epoch = math.ceil(len(seqs) / settings.batch_size)
+    total = per_epoch * settings.epochs
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = get_scheduler(
+        _SCHEDULER_NAMES[settings.schedule],
+        optimizer,
+        num_warmup_steps=int(round(settings.warmup_ratio * total)),
+        num_training_steps=total,
+    )
+
+    was_training = model.training
+    model.train()
+    try:
+        step = 0
+        for epoch in range(1, settings.epochs + 1):
+            for idx in _batches(len(seqs), settings.batch_size, rng):
+                batch = pad_batch([seqs[i] for i in idx], pad_id)
+                nll, count = batch_nll(model, batch)
+                loss = nll.sum() / count.sum().clamp_min(1)
+                loss.backward()
+                if settings.grad_clip and settings.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                value = float(loss.detach())
+                result.losses.append(value)
+                result.tokens += int(count.sum())
+                if on_step is not None:
+                    on_step(step, total, epoch, value)
+        result.steps = step
+    finally:
+        model.train(was_training)
+        optimizer.zero_grad(set_to_none=True)
+    result.seconds = time.perf_counter() - start
+    return result
