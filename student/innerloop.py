@@ -1,0 +1,188 @@
+"""The inner loop: absorb each candidate self-edit into a fresh LoRA, then answer its questions.
+
+One API, two engines:
+
+- ``"sequential"``: the SEAL-style reference. One peft LoRA (wrapped once through :class:`Student`), reset to a
+  fresh seeded zero-init adapter per candidate, trained with :func:`student.trainer.train_adapter`, then batched
+  greedy answers and gold-answer NLL with the same code the Student uses.
+- ``"batched"``: the hand-written multi-LoRA of :mod:`student.multilora` — ``group`` candidates trained in the
+  same forward/backward passes, each in its own adapter, then answered in one routed generation pass.
+
+Each candidate starts from a fresh LoRA seeded by ``settings.seed``, so results do not depend on the order of
+the candidates nor on the engine (within float tolerance). ``model`` is a plain (non-peft) model; it is handed
+back unchanged (same modules, requires_grad flags and train/eval mode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Optional, Sequence
+
+import torch
+from peft import PeftModel
+
+from .config import AnswerSettings, LoraSettings, TrainSettings
+from .grading import Grade, grade, mean_grade
+from .student import Student
+from .trainer import TrainResult
+
+ENGINES = ("auto", "sequential", "batched")
+ProgressCallback = Callable[[int, int], None]
+"""on_progress(done, total): candidates evaluated so far."""
+
+
+@dataclass
+class Candidate:
+    """One self-edit evaluation: train a fresh adapter on ``texts``, then ask ``questions``."""
+
+    texts: list[str]  # training texts (self-edit lines + passage); [] = no update ("base" row)
+    questions: list[str]
+    golds: list[str]
+    settings: TrainSettings = field(default_factory=TrainSettings)  # lr / epochs / seed ... per candidate
+    tag: str = ""  # caller's label (e.g. "passage:12:seed0")
+
+    def __post_init__(self) -> None:
+        if len(self.questions) != len(self.golds):
+            raise ValueError(f"{len(self.questions)} questions but {len(self.golds)} gold answers")
+
+
+@dataclass
+class CandidateResult:
+    """Answers, grades and training record of one candidate.
+
+    ``seconds`` is the candidate's own wall time in the sequential engine and its share of the group's wall
+    time (group time / group size) in the batched engine.
+    """
+
+    tag: str
+    answers: list[str]
+    grades: list[Grade]
+    accuracy: float  # mean 'contains'
+    f1: float
+    em: float
+    nll: float  # mean gold-answer NLL per token after the update (dense reward)
+    losses: list[float]
+    steps: int
+    tokens: int
+    seconds: float
+
+
+def make_result(
+    candidate: Candidate, answers: list[str], nlls: list[float], train: TrainResult, seconds: float
+) -> CandidateResult:
+    """Grade ``answers`` against the candidate's golds and pack everything into a :class:`CandidateResult`."""
+    grades = [grade(a, g) for a, g in zip(answers, candidate.golds)]
+    mean = mean_grade(grades)
+    finite = [x for x in nlls if not math.isnan(x)]
+    return CandidateResult(
+        tag=candidate.tag,
+        answers=answers,
+        grades=grades,
+        accuracy=mean.contains,
+        f1=mean.f1,
+        em=mean.em,
+        nll=sum(finite) / len(finite) if finite else math.nan,
+        losses=list(train.losses),
+        steps=train.steps,
+        tokens=train.tokens,
+        seconds=seconds,
+    )
+
+
+@contextlib.contextmanager
+def preserved(model) -> Iterator[None]:
+    """Restore ``model``'s requires_grad flags and train/eval mode on exit."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    training = model.training
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(training)
+
+
+@contextlib.contextmanager
+def peft_student(model, tokenizer, lora: LoraSettings, answer: AnswerSettings) -> Iterator[Student]:
+    """A :class:`Student` on ``model`` for the duration of the block; the LoRA layers are removed afterwards."""
+    with preserved(model):
+        student = Student(model, tokenizer, lora, answer)
+        try:
+            yield student
+        finally:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                student.model.unload()  # puts the original nn.Linear modules back into ``model``
+            if hasattr(model, "peft_config"):
+                del model.peft_config
+
+
+def evaluate_sequential(
+    model,
+    tokenizer,
+    candidates: Sequence[Candidate],
+    lora: LoraSettings,
+    answer: AnswerSettings,
+    on_progress: Optional[ProgressCallback] = None,
+) -> list[CandidateResult]:
+    """SEAL-style reference: one candidate at a time in one peft LoRA, reset to a fresh seeded adapter each time."""
+    results: list[CandidateResult] = []
+    with peft_student(model, tokenizer, lora, answer) as student:
+        for done, cand in enumerate(candidates, 1):
+            start = time.perf_counter()
+            student.reset(cand.settings.seed)
+            train = student.absorb(cand.texts, cand.settings) if cand.texts else TrainResult()
+            answers = student.answer(cand.questions) if cand.questions else []
+            nlls = student.answer_nll(cand.questions, cand.golds) if cand.questions else []
+            results.append(make_result(cand, answers, nlls, train, time.perf_counter() - start))
+            if on_progress is not None:
+                on_progress(done, len(candidates))
+    return results
+
+
+def batched_available() -> bool:
+    """True when the batched multi-LoRA engine can be imported."""
+    try:
+        from . import multilora  # noqa: F401
+    except ImportError:
+        return False
+    return hasattr(multilora, "evaluate_batched")
+
+
+def evaluate(
+    model,
+    tokenizer,
+    candidates: Sequence[Candidate],
+    lora: LoraSettings,
+    answer: AnswerSettings,
+    engine: str = "auto",
+    group: int = 8,
+    on_progress: Optional[ProgressCallback] = None,
+) -> list[CandidateResult]:
+    """Evaluate every candidate from a fresh LoRA; results in the order of ``candidates``.
+
+    engine: "sequential" (SEAL-style reference), "batched" (multi-LoRA, ``group`` candidates at a time) or
+    "auto" (batched when available).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if isinstance(model, PeftModel):
+        raise TypeError("evaluate takes a plain transformers model; got a PeftModel")
+    if group <= 0:
+        raise ValueError(f"group must be positive, got {group}")
+    candidates = list(candidates)
+    if not candidates:
+        return []
+    if engine == "auto":
+        engine = "batched" if batched_available() else "sequential"
+    if engine == "sequential":
+        return evaluate_sequential(model, tokenizer, candidates, lora, answer, on_progress)
+    if not batched_available():
+        raise RuntimeError("the batched engine (student/multilora.py) is not available")
+    from .multilora import evaluate_batched
+
+    return evaluate_batched(model, tokenizer, candidates, lora, answer, group, on_progress)
