@@ -86,7 +86,10 @@ def sequence_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tens
     """
     targets = labels[:, 1:].to(logits.device)
     real = targets != IGNORE_INDEX
-    token_nll = F.cross_entropy(logits[:, :-1][real].float(), targets[real], reduction="none")
+    picked = logits[:, :-1][real]
+    if picked.dtype in (torch.float16, torch.bfloat16):  # half logits: cross-entropy in float32 (float64 stays)
+        picked = picked.float()
+    token_nll = F.cross_entropy(picked, targets[real], reduction="none")
     nll = torch.zeros(targets.shape, dtype=token_nll.dtype, device=logits.device)
     nll = nll.masked_scatter(real, token_nll)
     return nll.sum(dim=1), real.sum(dim=1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import warnings
 from dataclasses import asdict
@@ -15,17 +14,12 @@ from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dic
 from peft.tuners.lora import LoraLayer
 
 from .adapters import AdapterStore
-from .batching import IGNORE_INDEX, batch_nll, model_device, pad_batch, pad_id_of, tokenize_texts
+from .batching import model_device, tokenize_texts
 from .config import AnswerSettings, LoraSettings, TrainSettings
-from .prompts import prompt_ids
+from .inference import answer_sequences, generate_greedy, mean_per_token, question_prompts, sequences_nll
 from .trainer import StepCallback, TrainResult, train_adapter
 
 ADAPTER_NAME = "knowledge"
-
-
-def _chunks(order: list[int], size: int) -> Iterator[list[int]]:
-    for i in range(0, len(order), size):
-        yield order[i : i + size]
 
 
 class Student:
@@ -115,77 +109,27 @@ class Student:
     def _adapter(self, base: bool):
         return self.model.disable_adapter() if base else contextlib.nullcontext()
 
-    def _eos_ids(self) -> list[int]:
-        ids = {self.tokenizer.eos_token_id}
-        gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
-        ids.update(gen_eos if isinstance(gen_eos, (list, tuple)) else [gen_eos])
-        return sorted(i for i in ids if i is not None)
-
-    def _generation_config(self):
-        config = copy.deepcopy(self.model.generation_config)
-        config.do_sample = False
-        config.temperature = None
-        config.top_p = None
-        config.top_k = None
-        config.num_beams = 1
-        config.max_new_tokens = self.answer_settings.max_new_tokens
-        config.max_length = None
-        config.eos_token_id = self._eos_ids()
-        config.pad_token_id = pad_id_of(self.tokenizer)
-        return config
-
     @torch.inference_mode()
     def answer(self, questions: Sequence[str], base: bool = False) -> list[str]:
         """Closed-book greedy answers, batched with left padding; only new tokens, decoded and stripped."""
-        fmt = self.answer_settings.question_format
-        prompts = [prompt_ids(self.tokenizer, q, fmt) for q in questions]
-        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-        answers: list[str] = [""] * len(prompts)
-        config = self._generation_config()
-        device = self.device
+        prompts = question_prompts(self.tokenizer, questions, self.answer_settings.question_format)
         self.model.eval()
         with self._adapter(base):
-            for idx in _chunks(order, self.answer_settings.batch_size):
-                batch = pad_batch([prompts[i] for i in idx], config.pad_token_id, side="left")
-                out = self.model.generate(
-                    input_ids=batch["input_ids"].to(device),
-                    attention_mask=batch["attention_mask"].to(device),
-                    generation_config=config,
-                )
-                new = out[:, batch["input_ids"].shape[1] :]
-                texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
-                for i, text in zip(idx, texts):
-                    answers[i] = text.strip()
-        return answers
+            return generate_greedy(
+                self.model, self.tokenizer, prompts, self.answer_settings.max_new_tokens,
+                self.answer_settings.batch_size,
+            )
 
-    @torch.inference_mode()
     def _nll(self, seqs: list[list[int]], labels: list[list[int]], base: bool) -> tuple[list[float], list[int]]:
         """Per-sequence (NLL sum, target count), batched by length."""
-        sums, counts = [0.0] * len(seqs), [0] * len(seqs)
-        order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
-        pad_id = pad_id_of(self.tokenizer)
         self.model.eval()
         with self._adapter(base):
-            for idx in _chunks(order, self.answer_settings.batch_size):
-                batch = pad_batch([seqs[i] for i in idx], pad_id, labels=[labels[i] for i in idx])
-                total, count = batch_nll(self.model, batch)
-                for j, i in enumerate(idx):
-                    sums[i], counts[i] = float(total[j]), int(count[j])
-        return sums, counts
+            return sequences_nll(self.model, self.tokenizer, seqs, labels, self.answer_settings.batch_size)
 
     def answer_nll(self, questions: Sequence[str], answers: Sequence[str], base: bool = False) -> list[float]:
         """Mean NLL per gold-answer token given the question prompt (nan for an empty answer)."""
-        if len(questions) != len(answers):
-            raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
-        fmt = self.answer_settings.question_format
-        seqs, labels = [], []
-        for q, a in zip(questions, answers):
-            p = prompt_ids(self.tokenizer, q, fmt)
-            ids = list(self.tokenizer(a, add_special_tokens=False)["input_ids"])
-            seqs.append(p + ids)
-            labels.append([IGNORE_INDEX] * len(p) + ids)
-        sums, counts = self._nll(seqs, labels, base)
-        return [s / c if c else math.nan for s, c in zip(sums, counts)]
+        seqs, labels = answer_sequences(self.tokenizer, questions, answers, self.answer_settings.question_format)
+        return mean_per_token(*self._nll(seqs, labels, base))
 
     def text_nll(self, texts: Sequence[str], base: bool = False, max_len: int = 1024) -> float:
         """Mean NLL per token over ``texts`` (eos appended, as in training); perplexity = exp(value)."""

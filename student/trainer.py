@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
@@ -36,6 +37,35 @@ def _batches(n: int, batch_size: int, rng: random.Random) -> list[list[int]]:
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
+def batch_plan(n: int, settings: TrainSettings) -> list[list[int]]:
+    """Indices of the sequences of every optimizer step, all epochs: a seeded shuffle of ``n`` texts per epoch."""
+    rng = random.Random(settings.seed)
+    return [idx for _ in range(settings.epochs) for idx in _batches(n, settings.batch_size, rng)]
+
+
+def make_scheduler(optimizer, settings: TrainSettings, total: int):
+    """The warmup + decay learning-rate schedule of ``settings`` over ``total`` steps."""
+    return get_scheduler(
+        _SCHEDULER_NAMES[settings.schedule],
+        optimizer,
+        num_warmup_steps=int(round(settings.warmup_ratio * total)),
+        num_training_steps=total,
+    )
+
+
+def lr_schedule(settings: TrainSettings, total: int) -> list[float]:
+    """The learning rate of each of ``total`` steps, exactly as :func:`train_adapter`'s scheduler sets it."""
+    dummy = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=settings.lr)
+    scheduler = make_scheduler(dummy, settings, total)
+    lrs = []
+    with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": nothing is optimised here
+        warnings.simplefilter("ignore")
+        for _ in range(total):
+            lrs.append(float(dummy.param_groups[0]["lr"]))
+            scheduler.step()
+    return lrs
+
+
 def train_adapter(
     model,
     tokenizer,
@@ -59,40 +89,33 @@ def train_adapter(
         raise ValueError("model has no trainable parameters (is the adapter active and trainable?)")
 
     torch.manual_seed(settings.seed)
-    rng = random.Random(settings.seed)
     pad_id = pad_id_of(tokenizer)
     per_epoch = math.ceil(len(seqs) / settings.batch_size)
-    total = per_epoch * settings.epochs
+    plan = batch_plan(len(seqs), settings)
+    total = len(plan)
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    scheduler = get_scheduler(
-        _SCHEDULER_NAMES[settings.schedule],
-        optimizer,
-        num_warmup_steps=int(round(settings.warmup_ratio * total)),
-        num_training_steps=total,
-    )
+    scheduler = make_scheduler(optimizer, settings, total)
 
     was_training = model.training
     model.train()
     try:
-        step = 0
-        for epoch in range(1, settings.epochs + 1):
-            for idx in _batches(len(seqs), settings.batch_size, rng):
-                batch = pad_batch([seqs[i] for i in idx], pad_id)
-                nll, count = batch_nll(model, batch)
-                loss = nll.sum() / count.sum().clamp_min(1)
-                loss.backward()
-                if settings.grad_clip and settings.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                value = float(loss.detach())
-                result.losses.append(value)
-                result.tokens += int(count.sum())
-                if on_step is not None:
-                    on_step(step, total, epoch, value)
-        result.steps = step
+        for step, idx in enumerate(plan, 1):
+            epoch = (step - 1) // per_epoch + 1
+            batch = pad_batch([seqs[i] for i in idx], pad_id)
+            nll, count = batch_nll(model, batch)
+            loss = nll.sum() / count.sum().clamp_min(1)
+            loss.backward()
+            if settings.grad_clip and settings.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            value = float(loss.detach())
+            result.losses.append(value)
+            result.tokens += int(count.sum())
+            if on_step is not None:
+                on_step(step, total, epoch, value)
+        result.steps = total
     finally:
         model.train(was_training)
         optimizer.zero_grad(set_to_none=True)
