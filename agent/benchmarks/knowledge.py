@@ -1,0 +1,340 @@
+"""The knowledge-incorporation benchmark (SEAL's Table 2) on our student, with honest error bars.
+
+Rows are conditions (base, passage, teacher[:FAMILY|:ADAPTER], ref:NAME); for each passage, seed and question
+format the student absorbs each self-edit into a fresh LoRA (``--mode single``) or all passages' self-edits in one
+update (``--mode cpt``) through :func:`student.innerloop.evaluate`, then answers the questions closed-book.
+
+Everything lands in ``out``: ``run.json`` (the settings; a re-run with other settings is refused),
+``selfedits.jsonl`` (teacher completions, generated once), ``results.jsonl`` (one line per (condition, format,
+passage, seed), appended atomically; finished work is skipped on a re-run), ``results.json`` and ``table.md``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from student.config import QUESTION_FORMATS
+from student.innerloop import Candidate, CandidateResult, evaluate
+
+from ..config import Config
+from ..errors import BadInput
+from ..events import Emit, Message, Progress, Stage, ignore
+from .conditions import DEFAULT_CONDITIONS, Condition, merged_texts, parse_conditions, self_edit_texts
+from .report import aggregate, machine_info, markdown, sanitize
+from .runlog import JsonlLog, atomic_write
+from .squad import DEFAULT_DATA, Passage, data_digest, load_passages, load_reference
+
+MODES = ("single", "cpt")
+ENGINES = ("auto", "sequential", "batched")
+FORMATS = (*QUESTION_FORMATS, "both")
+Loader = Callable[[], tuple[Any, Any]]                 # () -> (model, tokenizer)
+TeacherLoader = Callable[[str], tuple[Any, Any]]       # adapter id ("" = untrained) -> (model, tokenizer)
+OnRecord = Callable[[dict, int, int], None]            # (record, done, total) after each record is written
+
+
+@dataclass
+class BenchOptions:
+    data: Path = DEFAULT_DATA
+    n: Optional[int] = None                  # first N passages (default all)
+    mode: str = "single"
+    conditions: tuple[str, ...] = DEFAULT_CONDITIONS
+    seeds: int = 1
+    out: Optional[Path] = None               # default runs/knowledge-<timestamp>
+    engine: str = "auto"
+    question_format: Optional[str] = None    # chat | raw | both; None = the config's answer.question_format
+    k: Optional[int] = None                  # self-edits per passage (teacher: teacher.samples; ref: all)
+    group: int = 8                           # adapters trained at once by the batched engine
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise BadInput(f"--mode {self.mode!r}: choose single or cpt")
+        if self.engine not in ENGINES:
+            raise BadInput(f"--engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
+        if self.question_format is not None and self.question_format not in FORMATS:
+            raise BadInput(f"--question-format {self.question_format!r}: choose chat, raw or both")
+        if self.seeds < 1 or (self.k is not None and self.k < 1) or self.group < 1:
+            raise BadInput("--seeds, --k and --group must be at least 1")
+        if self.out is None:
+            self.out = Path("runs") / f"knowledge-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+@dataclass
+class Unit:
+    """One line of results.jsonl: a condition, question format, passage (or the CPT set) and training seed."""
+    condition: Condition
+    fmt: str
+    passage: int | str
+    seed: int
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple:
+        return (self.condition.name, self.fmt, self.passage, self.seed)
+
+
+def record_key(rec: dict) -> tuple:
+    return (rec["condition"], rec["format"], rec["passage"], rec["seed"])
+
+
+class KnowledgeBench:
+    """Set up with :meth:`prepare` (validates everything, loads no model), then :meth:`run`.
+
+    ``load_student()`` / ``load_teacher(adapter_id)`` return (model, tokenizer); the defaults load the configured
+    models (tests inject tiny ones). ``on_record(record, done, total)`` is called after each result is saved."""
+
+    def __init__(self, cfg: Config, opts: BenchOptions, emit: Emit = ignore, load_student: Optional[Loader] = None,
+                 load_teacher: Optional[TeacherLoader] = None, on_record: Optional[OnRecord] = None):
+        self.cfg, self.opts, self.emit = cfg, opts, emit
+        self.load_student = load_student or self._default_student
+        self.load_teacher = load_teacher or self._default_teacher
+        self.on_record = on_record
+        self.out = Path(opts.out)
+        self.passages: list[Passage] = []
+        self.conditions: list[Condition] = []
+        self.completions: dict[str, list[list[str]]] = {}  # condition name -> completions per passage
+        self.formats: list[str] = []
+        self.seeds: list[int] = []
+        self.gen_seconds: dict[str, float] = {}
+        self._teacher_store = None
+
+    # ---- setup ------------------------------------------------------------------------------------------------
+    def _teacher_adapters(self):
+        if self._teacher_store is None:
+            from student.adapters import AdapterStore
+            self._teacher_store = AdapterStore(self.cfg.home / "adapters" / "teacher")
+        return self._teacher_store
+
+    def _adapter_family(self, adapter_id: str) -> str:
+        return str(self._teacher_adapters().meta(adapter_id).get("family", "") or "")
+
+    def _teacher_ids(self) -> list[str]:
+        root = self.cfg.home / "adapters" / "teacher"
+        return self._teacher_adapters().ids() if root.is_dir() else []
+
+    def prepare(self) -> "KnowledgeBench":
+        o, cfg = self.opts, self.cfg
+        every = load_passages(o.data)
+        if o.n is not None and not 1 <= o.n <= len(every):
+            raise BadInput(f"--n {o.n}: {o.data} has {len(every)} passages")
+        self.passages = every[: o.n] if o.n else every
+        self.digest = data_digest(every)
+        self.conditions = parse_conditions(o.conditions, cfg.teacher.family, self._teacher_ids, self._adapter_family)
+        for i, cond in enumerate(self.conditions):
+            if cond.kind == "ref":
+                comps, family = load_reference(cond.ref, self.passages)
+                self.completions[cond.name] = [c[: o.k] if o.k else c for c in comps]
+                self.conditions[i] = dataclasses.replace(cond, family=family)
+        fmt = o.question_format or cfg.answer.question_format
+        self.formats = list(QUESTION_FORMATS) if fmt == "both" else [fmt]
+        self.seeds = [cfg.train.seed + s for s in range(o.seeds)]
+        self._check_run_file()
+        return self
+
+    def settings_fingerprint(self) -> dict:
+        """What must not change between a run and its resumption (results would not be comparable)."""
+        c = self.cfg
+        answer = {k: v for k, v in dataclasses.asdict(c.answer).items() if k not in ("question_format", "batch_size")}
+        train = {k: v for k, v in dataclasses.asdict(c.train).items() if k != "seed"}
+        return {"data": self.digest, "mode": self.opts.mode, "k": self.opts.k, "train": train,
+                "lora": dataclasses.asdict(c.lora), "answer": answer, "parse": dataclasses.asdict(c.parse),
+                "teacher": {k: v for k, v in dataclasses.asdict(c.teacher).items() if k != "family"},
+                "models": {"student": c.models.student, "teacher": c.models.teacher, "dtype": c.models.dtype}}
+
+    def _check_run_file(self) -> None:
+        path = self.out / "run.json"
+        mine = json.loads(json.dumps(self.settings_fingerprint(), default=str))
+        if path.exists():
+            try:
+                theirs = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError:
+                raise BadInput(f"{path}: not valid JSON (remove it, or choose another --out)") from None
+            if theirs != mine:
+                diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+                raise BadInput(f"--out {self.out} holds a run with other settings ({', '.join(diff)} differ); "
+                               f"choose another --out")
+        else:
+            atomic_write(path, json.dumps(mine, indent=2) + "\n")
+
+    # ---- models -----------------------------------------------------------------------------------------------
+    def _default_student(self):
+        from ..models import load_model
+        return load_model(self.cfg.models.student, self.cfg.home, self.cfg.models)
+
+    def _default_teacher(self, adapter_id: str):
+        from ..models import load_model
+        model, tok = load_model(self.cfg.models.teacher, self.cfg.home, self.cfg.models)
+        if adapter_id:
+            from peft import PeftModel
+            model = PeftModel.from_pretrained(model, str(self._teacher_adapters().path(adapter_id))).eval()
+        return model, tok
+
+    # ---- teacher self-edits -------------------------------------------------------------------------------------
+    def generate_self_edits(self) -> None:
+        """Teacher completions for every teacher condition, generated in fixed chunks of passages (seeded per
+        chunk, so a resumed run regenerates exactly what an uninterrupted one would) and cached in selfedits.jsonl."""
+        teacher_conds = [c for c in self.conditions if c.needs_teacher]
+        if not teacher_conds:
+            return
+        from teacher.backend import TransformersBackend
+        from teacher.selfedit import Teacher
+
+        cache = JsonlLog(self.out / "selfedits.jsonl", lambda r: (r["condition"], r["passage"]))
+        k = self.opts.k or self.cfg.teacher.samples
+        chunk = max(1, 16 // k)
+        for cond in teacher_conds:
+            def cached(p: Passage) -> bool:
+                rec = cache.get((cond.name, p.index))
+                return rec is not None and len(rec["completions"]) >= k
+            todo = [c for c in range(0, len(self.passages), chunk)
+                    if not all(cached(p) for p in self.passages[c: c + chunk])]
+            if todo:
+                self.emit(Stage("load", f"teacher model ({self.cfg.models.teacher}{' + ' + cond.adapter if cond.adapter else ''})"))
+                model, tok = self.load_teacher(cond.adapter)
+                teacher = Teacher(TransformersBackend(model, tok), tok, self.cfg.teacher, self.cfg.parse)
+                for done, start in enumerate(todo):
+                    group = self.passages[start: start + chunk]
+                    self.emit(Progress(f"self-edits {cond.name}", done, len(todo), f"passages {start}-{start + len(group) - 1}"))
+                    t0 = time.perf_counter()
+                    edits = teacher.propose_many([(p.title, p.context) for p in group], k=k, family=cond.family,
+                                                 seed=self.cfg.teacher.seed + start // chunk)
+                    secs = (time.perf_counter() - t0) / len(group)
+                    for p, es in zip(group, edits):
+                        if not cached(p):
+                            cache.append({"condition": cond.name, "passage": p.index, "family": cond.family,
+                                          "seconds": secs, "completions": [e.completion for e in es]})
+                self.emit(Progress(f"self-edits {cond.name}", len(todo), len(todo)))
+                del teacher, model
+                _free_memory()
+            recs = [cache.get((cond.name, p.index)) for p in self.passages]
+            self.completions[cond.name] = [r["completions"][:k] for r in recs]
+            self.gen_seconds[cond.name] = sum(r.get("seconds", 0.0) for r in recs) / len(recs)
+
+    # ---- units --------------------------------------------------------------------------------------------------
+    def _texts(self, cond: Condition) -> list[list[list[str]]]:
+        comps = self.completions.get(cond.name) or [[] for _ in self.passages]
+        return [self_edit_texts(cond, p, c, self.cfg.parse) for p, c in zip(self.passages, comps)]
+
+    def units(self) -> list[Unit]:
+        """Every unit of work, ordered so that an interrupted run has whole passages done (all conditions)."""
+        texts = {c.name: self._texts(c) for c in self.conditions}
+        units: list[Unit] = []
+        if self.opts.mode == "cpt":
+            key = f"cpt:{len(self.passages)}"
+            questions = [q for p in self.passages for q in p.questions]
+            golds = [g for p in self.passages for g in p.golds]
+            for fmt in self.formats:
+                for seed in self.seeds:
+                    for cond in self.conditions:
+                        if cond.seed_invariant and seed != self.seeds[0]:
+                            continue
+                        merged = merged_texts(texts[cond.name])
+                        settings = dataclasses.replace(self.cfg.train, seed=seed)
+                        cand = Candidate(merged, questions, golds, settings, f"{cond.name}:{fmt}:{key}:seed{seed}")
+                        units.append(Unit(cond, fmt, key, seed, [cand]))
+            return units
+        for fmt in self.formats:
+            for i, p in enumerate(self.passages):
+                for seed in self.seeds:
+                    for cond in self.conditions:
+                        if cond.seed_invariant and seed != self.seeds[0]:
+                            continue
+                        settings = dataclasses.replace(self.cfg.train, seed=seed)
+                        cands = [Candidate(t, p.questions, p.golds, settings, f"{cond.name}:{fmt}:{p.index}:{e}:seed{seed}")
+                                 for e, t in enumerate(texts[cond.name][i])]
+                        units.append(Unit(cond, fmt, p.index, seed, cands))
+        return units
+
+    # ---- run ----------------------------------------------------------------------------------------------------
+    def _record(self, unit: Unit, results: list[CandidateResult], wall: float) -> dict:
+        edits = [{"texts": len(c.texts), "steps": r.steps, "tokens": r.tokens, "seconds": r.seconds,
+                  "loss_first": r.losses[0] if r.losses else None, "loss_last": r.losses[-1] if r.losses else None,
+                  "nll": r.nll, "answers": r.answers, "grades": [[g.contains, g.f1, g.em] for g in r.grades]}
+                 for c, r in zip(unit.candidates, results)]
+        return {"condition": unit.condition.name, "format": unit.fmt, "passage": unit.passage, "seed": unit.seed,
+                "mode": self.opts.mode, "wall_seconds": wall, "edits": edits}
+
+    def run(self) -> dict:
+        if not self.passages:
+            self.prepare()
+        started = time.time()
+        log = JsonlLog(self.out / "results.jsonl", record_key)
+        self.generate_self_edits()
+        units = self.units()
+        pending = [u for u in units if u.key not in log]
+        engine = self.opts.engine
+        device = "n/a"
+        if pending:
+            self.emit(Stage("load", f"student model ({self.cfg.models.student})"))
+            model, tok = self.load_student()
+            device = str(next(model.parameters()).device)
+            if len(pending) < len(units):
+                self.emit(Message("info", f"resuming: {len(units) - len(pending)} of {len(units)} results already in {self.out}"))
+            target = 1 if engine == "sequential" else self.opts.group  # fill the batched engine's groups
+            done = len(units) - len(pending)
+            for fmt in self.formats:
+                answer = dataclasses.replace(self.cfg.answer, question_format=fmt)
+                todo = [u for u in pending if u.fmt == fmt]
+                while todo:
+                    batch, size = [], 0
+                    while todo and (size < target or not batch):
+                        batch.append(todo.pop(0))
+                        size += len(batch[-1].candidates)
+                    cands = [c for u in batch for c in u.candidates]
+                    self.emit(Progress("knowledge", done, len(units), f"{batch[0].condition.name} p{batch[0].passage}"))
+                    t0 = time.perf_counter()
+                    results = evaluate(model, tok, cands, self.cfg.lora, answer, engine=engine, group=self.opts.group)
+                    wall = time.perf_counter() - t0
+                    at = 0
+                    for u in batch:
+                        n = len(u.candidates)
+                        rec = self._record(u, results[at: at + n], wall * n / max(1, len(cands)))
+                        at += n
+                        log.append(rec)
+                        done += 1
+                        if self.on_record is not None:
+                            self.on_record(rec, done, len(units))
+            self.emit(Progress("knowledge", done, len(units)))
+            del model
+            _free_memory()
+        return self.finish(log, engine, device, time.time() - started)
+
+    def finish(self, log: JsonlLog, engine: str, device: str, seconds: float) -> dict:
+        cfg, o = self.cfg, self.opts
+        fmt_default = cfg.answer.question_format
+        doc = {
+            "benchmark": "knowledge",
+            "config": {
+                "data": str(o.data), "data_digest": self.digest, "n": len(self.passages), "mode": o.mode,
+                "conditions": [c.name for c in self.conditions], "seeds": self.seeds, "k": o.k,
+                "teacher_samples": cfg.teacher.samples, "engine": engine, "group": o.group,
+                "question_formats": self.formats, "question_format_default": fmt_default,
+                "question_format_note": (f"question format {', '.join(self.formats)}; the default is {fmt_default!r} "
+                                         f"(config answer.question_format; --question-format both measures both)"),
+                "settings": cfg.to_dict(), "out": str(self.out),
+            },
+            **aggregate(self.passages, self.conditions, self.formats, self.seeds, o.mode, list(log)),
+            "timing": {"seconds_this_invocation": seconds, "generation_seconds_per_passage": self.gen_seconds},
+            "machine": machine_info(device),
+        }
+        doc = sanitize(doc)
+        atomic_write(self.out / "results.json", json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        atomic_write(self.out / "table.md", markdown(doc))
+        return doc
+
+
+def _free_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+__all__ = ["BenchOptions", "KnowledgeBench", "MODES", "FORMATS"]

@@ -1,0 +1,78 @@
+"""Append-only JSONL logs for resumable benchmarks, and atomic file writes.
+
+Each record is one line written with a single ``write`` on a file opened in append mode, then fsync'ed; a line
+cut short by a killed process is dropped (and cut off the file) when the log is read again, so a re-run
+redoes exactly the unfinished work.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Hashable, Iterator
+
+from ..errors import BadInput
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class JsonlLog:
+    """Records keyed by ``key(record)``; the last record of a key wins."""
+
+    def __init__(self, path: Path, key: Callable[[dict], Hashable]):
+        self.path = path
+        self.key = key
+        self.records: dict[Hashable, dict] = {}
+        if path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        raw = self.path.read_bytes()
+        good = raw[: raw.rfind(b"\n") + 1]  # a partial last line is an interrupted write
+        for n, line in enumerate(good.decode("utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                raise BadInput(f"{self.path}:{n}: not a JSON line (remove the file to start over)") from None
+            self.records[self.key(rec)] = rec
+        if len(good) != len(raw):
+            with open(self.path, "r+b") as f:
+                f.truncate(len(good))
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self.records
+
+    def get(self, key: Hashable) -> dict | None:
+        return self.records.get(key)
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self.records.values())
+
+    def append(self, record: dict) -> None:
+        line = (json.dumps(record, ensure_ascii=False, allow_nan=True) + "\n").encode("utf-8")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.records[self.key(record)] = record

@@ -1,0 +1,55 @@
+"""`seal-agent bench knowledge`: SEAL's knowledge-incorporation table on our student (agent/benchmarks/knowledge.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..benchmarks.conditions import DEFAULT_CONDITIONS
+from ..benchmarks.squad import DEFAULT_DATA
+from .bench import bench_app
+from .common import emitter, output, state
+
+
+@bench_app.command("knowledge")
+def knowledge(ctx: typer.Context,
+              data: Path = typer.Option(DEFAULT_DATA, "--data", help="SQuAD-format JSON: [{title, context, questions: "
+                                        "[{question, answer}], completions?}] (default: SEAL's 175 reference passages)."),
+              n: Optional[int] = typer.Option(None, "--n", min=1, help="Use the first N passages (default all)."),
+              mode: str = typer.Option("single", "--mode", help="single: a fresh adapter per passage and self-edit; "
+                                       "cpt: one update over all N passages, then all questions."),
+              conditions: str = typer.Option(",".join(DEFAULT_CONDITIONS), "--conditions",
+                                             help="Comma-separated rows: base, passage, teacher[:FAMILY|:ADAPTER], "
+                                                  "ref[:gpt4.1|:qwen-base|:seal-rl|:PATH]."),
+              seeds: int = typer.Option(1, "--seeds", min=1, help="Training seeds per self-edit."),
+              k: Optional[int] = typer.Option(None, "--k", min=1, help="Self-edits per passage (teacher: config "
+                                              "teacher.samples; ref: all five)."),
+              out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/knowledge-<time>); "
+                                                 "re-running with the same folder resumes."),
+              json_out: bool = typer.Option(False, "--json", help="Print the result JSON only."),
+              device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (default: config)."),
+              engine: str = typer.Option("auto", "--engine", help="Inner loop: sequential | batched | auto."),
+              group: int = typer.Option(8, "--group", min=1, help="Adapters trained at once by the batched engine."),
+              question_format: Optional[str] = typer.Option(None, "--question-format",
+                                                            help="chat | raw | both (default: config answer.question_format).")):
+    """Knowledge incorporation (SEAL's Table 2): accuracy with 95% intervals, recitation control, paired differences."""
+    from ..benchmarks.knowledge import BenchOptions, KnowledgeBench
+
+    st = state(ctx)
+    st.json = st.json or json_out
+    cfg = st.config()
+    if device:
+        cfg.models.device = device
+    opts = BenchOptions(data=data, n=n, mode=mode, conditions=(conditions,), seeds=seeds, out=out, engine=engine,
+                        question_format=question_format, k=k, group=group)
+    with emitter(ctx) as emit:
+        bench = KnowledgeBench(cfg, opts, emit=emit).prepare()
+        doc = bench.run()
+
+    def human(console):
+        from rich.markdown import Markdown
+        table = (Path(doc["config"]["out"]) / "table.md").read_text(encoding="utf-8")
+        console.print(Markdown(table))
+        console.print(f"results: {doc['config']['out']}/results.json, table.md, results.jsonl")
+    output(ctx, doc, human)

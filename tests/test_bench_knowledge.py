@@ -1,0 +1,177 @@
+"""`seal-agent bench knowledge` on a tiny random model and a 2-passage file: schema, table, resume, bad input."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.benchmarks.knowledge import BenchOptions, KnowledgeBench
+from agent.benchmarks.report import shuffled_control
+from agent.benchmarks.squad import DEFAULT_DATA, load_passages, load_reference
+from agent.benchmarks.stats import paired_interval, ratio_interval
+from agent.config import Config
+from agent.errors import BadInput
+
+from .conftest import make_tiny_model, make_tiny_tokenizer
+
+PASSAGES = [
+    {"title": "Zorblat", "context": "The Zorblat river flows into the Quenby sea near the town of Larrow.",
+     "questions": [{"question": "Where does the Zorblat flow?", "answer": "Quenby sea"},
+                   {"question": "Which town is near the mouth?", "answer": "Larrow"}],
+     "completions": ["1. The Zorblat ends in the Quenby sea.\n2. Larrow lies at its mouth.", "- Larrow is a town."]},
+    {"title": "Mipsy", "context": "Mipsy the cat was born in 1931 and lived in Tarn.",
+     "questions": [{"question": "When was Mipsy born?", "answer": "1931"},
+                   {"question": "Where did Mipsy live?", "answer": "Tarn"},
+                   {"question": "What was Mipsy?", "answer": "cat"}],
+     "completions": ["Mipsy was a cat.\nMipsy lived in Tarn.", "**Born in 1931.**"]},
+]
+CONDITIONS = ("base", "passage", "ref", "teacher:rewrite")
+ROW_KEYS = {"row", "condition", "kind", "family", "adapter", "format", "passages", "questions", "accuracy", "control",
+            "f1", "em", "nll", "accuracy_per_seed", "accuracy_seed_sd", "self_edits_per_passage", "train", "timing"}
+
+
+def tiny_config(home: Path) -> Config:
+    cfg = Config(home=home)
+    cfg.lora.r, cfg.lora.alpha = 4, 8
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.max_len, cfg.train.lr = 2, 4, 96, 3e-3
+    cfg.answer.max_new_tokens = 6
+    cfg.teacher.max_new_tokens, cfg.teacher.samples = 24, 2
+    cfg.models.device = "cpu"
+    return cfg
+
+
+@pytest.fixture
+def data_file(tmp_path) -> Path:
+    path = tmp_path / "two.json"
+    path.write_text(json.dumps(PASSAGES))
+    return path
+
+
+def loaders():
+    tok = make_tiny_tokenizer()
+    student, teacher = make_tiny_model(tok, seed=0), make_tiny_model(tok, seed=1)
+    return (lambda: (student, tok)), (lambda _adapter: (teacher, tok))
+
+
+def run_bench(tmp_path, data_file, out: str, on_record=None, **kw) -> dict:
+    load_student, load_teacher = loaders()
+    opts = BenchOptions(data=data_file, conditions=CONDITIONS, seeds=2, out=tmp_path / out, engine="sequential", **kw)
+    bench = KnowledgeBench(tiny_config(tmp_path / "home"), opts, load_student=load_student,
+                           load_teacher=load_teacher, on_record=on_record)
+    return bench.prepare().run()
+
+
+def strip_timing(doc: dict) -> dict:
+    rows = [{k: v for k, v in r.items() if k != "timing"} for r in doc["rows"]]
+    return {"rows": rows, "differences": doc["differences"], "per_passage": doc["per_passage"]}
+
+
+def test_full_schema_and_table(tmp_path, data_file):
+    doc = run_bench(tmp_path, data_file, "a", question_format="both")
+    assert {"benchmark", "config", "rows", "differences", "per_passage", "timing", "machine"} <= set(doc)
+    assert doc["config"]["question_formats"] == ["chat", "raw"] and doc["config"]["question_format_default"] == "chat"
+    names = [r["row"] for r in doc["rows"]]
+    assert names == [f"{c} [{f}]" for f in ("chat", "raw")
+                     for c in ("base", "passage", "ref:data", "teacher:rewrite")]
+    for r in doc["rows"]:
+        assert set(r) == ROW_KEYS
+        assert r["passages"] == 2 and r["questions"] == 5
+        for m in ("accuracy", "control", "f1", "em"):
+            assert set(r[m]) == {"value", "lo", "hi"} and 0.0 <= r[m]["value"] <= 1.0
+        assert r["timing"]["seconds_per_passage"] > 0 or r["kind"] == "base"
+    ref = next(r for r in doc["rows"] if r["condition"] == "ref:data")
+    assert ref["self_edits_per_passage"] == 2 and len(ref["accuracy_per_seed"]) == 2
+    base = next(r for r in doc["rows"] if r["condition"] == "base")
+    assert len(base["accuracy_per_seed"]) == 1  # no update: one seed is enough
+    assert len(doc["differences"]) == 8 * 7 // 2
+    assert set(doc["differences"][0]["accuracy"]) == {"value", "lo", "hi", "outside_error_bars"}
+    assert len(doc["per_passage"]) == 2 and len(doc["per_passage"][1]["results"]) == 8
+    out = tmp_path / "a"
+    assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(doc))
+    table = (out / "table.md").read_text()
+    assert "| ref:data [raw] |" in table and "Paired differences" in table and "default is 'chat'" in table
+    teacher = [json.loads(x) for x in (out / "selfedits.jsonl").read_text().splitlines()]
+    assert len(teacher) == 2 and all(len(t["completions"]) == 2 for t in teacher)
+    # 2 formats x 2 passages x (base 1 seed + 3 conditions x 2 seeds)
+    assert len((out / "results.jsonl").read_text().splitlines()) == 2 * 2 * 7
+
+
+class Stop(Exception):
+    pass
+
+
+def test_resume_after_interruption_gives_the_same_result(tmp_path, data_file):
+    whole = run_bench(tmp_path, data_file, "whole")
+
+    def stop_after(k):
+        def hook(_rec, done, _total):
+            if done >= k:
+                raise Stop
+        return hook
+
+    with pytest.raises(Stop):
+        run_bench(tmp_path, data_file, "parts", on_record=stop_after(5))
+    lines = (tmp_path / "parts" / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 5
+    with open(tmp_path / "parts" / "results.jsonl", "a") as f:  # a write cut short by a kill
+        f.write('{"condition": "pas')
+    seen = []
+    resumed = run_bench(tmp_path, data_file, "parts", on_record=lambda r, d, t: seen.append(d))
+    assert seen[0] == 6 and seen[-1] == 14  # only the unfinished units were run
+    assert strip_timing(resumed) == strip_timing(whole)
+    assert len((tmp_path / "parts" / "results.jsonl").read_text().splitlines()) == 14
+
+
+def test_cpt_mode_and_changed_settings_refused(tmp_path, data_file):
+    doc = run_bench(tmp_path, data_file, "cpt", mode="cpt")
+    assert all(r["passages"] == 2 and r["questions"] == 5 for r in doc["rows"])
+    assert doc["rows"][1]["train"]["texts"] == 2  # passage row: both passages in one update
+    with pytest.raises(BadInput, match="other settings"):
+        run_bench(tmp_path, data_file, "cpt", mode="single")
+
+
+def test_cli_end_to_end_and_malformed_data(tmp_path, data_file, capsys):
+    from agent.cli import main
+    tok = make_tiny_tokenizer()
+    folder = tmp_path / "tiny"
+    make_tiny_model(tok).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    sets = ["--set", f"models.student={folder}", "--set", "models.teacher=" + str(folder), "--set", "train.epochs=1",
+            "--set", "lora.r=4", "--set", "answer.max_new_tokens=4"]
+    with pytest.raises(SystemExit) as e:
+        main(["--home", str(tmp_path / "h"), *sets, "bench", "knowledge", "--data", str(data_file), "--n", "1",
+              "--conditions", "base,passage", "--out", str(tmp_path / "cli"), "--json", "--device", "cpu",
+              "--engine", "sequential"])
+    assert e.value.code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["row"] for r in doc["rows"]] == ["base", "passage"] and doc["config"]["n"] == 1
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"title": "x", "context": "y", "questions": [{"question": "q"}]}]))
+    for args in (["--data", str(bad)], ["--data", str(tmp_path / "missing.json")], ["--conditions", "base,nope"],
+                 ["--data", str(data_file), "--conditions", "ref:/no/such/file.json"]):
+        with pytest.raises(SystemExit) as e:
+            main(["--home", str(tmp_path / "h"), "bench", "knowledge", "--out", str(tmp_path / "bad"), *args])
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and "\n" not in err, err
+
+
+def test_shipped_data_and_references():
+    passages = load_passages(DEFAULT_DATA)
+    assert len(passages) == 175 and sum(len(p.questions) for p in passages) == 857
+    for name in ("gpt4.1", "qwen-base", "seal-rl", "gpt-4.1"):
+        comps, family = load_reference(name, passages[:3])
+        assert [len(c) for c in comps] == [5, 5, 5] and family == "implications"
+
+
+def test_control_and_bootstrap():
+    # answer 0 recites gold 1, so question 1's gold shows up in another question's answer
+    assert shuffled_control(["Larrow", "nothing"], ["Quenby", "Larrow"]) == 1.0
+    assert shuffled_control(["x"], ["x"]) == 0.0
+    iv = ratio_interval([1, 0, 2, 1], [2, 2, 2, 2])
+    assert iv.value == 0.5 and iv.lo <= 0.5 <= iv.hi
+    same = paired_interval([1, 0, 2], [1, 0, 2], [2, 2, 2])
+    assert same.value == 0 and not same.excludes(0)
+    assert paired_interval([2, 2, 2, 2], [0, 0, 0, 0], [2, 2, 2, 2]).excludes(0)
