@@ -22,11 +22,11 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Sequence
 
-import torch
 from peft import PeftModel
 
 from .config import AnswerSettings, LoraSettings, TrainSettings
 from .grading import Grade, grade, mean_grade
+from .multilora import DEFAULT_MAX_TOKENS, MultiLoRA, answer_many, answer_nll_many, train_many
 from .student import Student
 from .trainer import TrainResult
 
@@ -144,13 +144,42 @@ def evaluate_sequential(
     return results
 
 
-def batched_available() -> bool:
-    """True when the batched multi-LoRA engine can be imported."""
-    try:
-        from . import multilora  # noqa: F401
-    except ImportError:
-        return False
-    return hasattr(multilora, "evaluate_batched")
+def evaluate_batched(
+    model,
+    tokenizer,
+    candidates: Sequence[Candidate],
+    lora: LoraSettings,
+    answer: AnswerSettings,
+    group: int = 8,
+    on_progress: Optional[ProgressCallback] = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+) -> list[CandidateResult]:
+    """``group`` candidates at a time in one :class:`MultiLoRA`: joint training, then one routed answer pass.
+
+    Generation and NLL batches hold ``answer.batch_size`` rows per adapter of the group, so a group whose
+    candidates have at most ``answer.batch_size`` questions each is answered in one generation pass.
+    """
+    results: list[CandidateResult] = []
+    slots = min(group, len(candidates))
+    with preserved(model), MultiLoRA(model, lora, slots) as multi:
+        for first in range(0, len(candidates), slots):
+            start = time.perf_counter()
+            chunk = candidates[first : first + slots]
+            for k, cand in enumerate(chunk):
+                multi.reset(k, cand.settings.seed)
+            trains = train_many(
+                multi, tokenizer, [c.texts for c in chunk], [c.settings for c in chunk], max_tokens=max_tokens
+            )
+            rows = answer.batch_size * len(chunk)
+            questions = [c.questions for c in chunk]
+            answers = answer_many(multi, tokenizer, questions, answer, rows)
+            nlls = answer_nll_many(multi, tokenizer, questions, [c.golds for c in chunk], answer, rows)
+            share = (time.perf_counter() - start) / len(chunk)
+            for k, cand in enumerate(chunk):
+                results.append(make_result(cand, answers[k], nlls[k], trains[k], share))
+            if on_progress is not None:
+                on_progress(len(results), len(candidates))
+    return results
 
 
 def evaluate(
@@ -166,7 +195,7 @@ def evaluate(
     """Evaluate every candidate from a fresh LoRA; results in the order of ``candidates``.
 
     engine: "sequential" (SEAL-style reference), "batched" (multi-LoRA, ``group`` candidates at a time) or
-    "auto" (batched when available).
+    "auto" (= batched).
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -177,12 +206,6 @@ def evaluate(
     candidates = list(candidates)
     if not candidates:
         return []
-    if engine == "auto":
-        engine = "batched" if batched_available() else "sequential"
     if engine == "sequential":
         return evaluate_sequential(model, tokenizer, candidates, lora, answer, on_progress)
-    if not batched_available():
-        raise RuntimeError("the batched engine (student/multilora.py) is not available")
-    from .multilora import evaluate_batched
-
     return evaluate_batched(model, tokenizer, candidates, lora, answer, group, on_progress)

@@ -22,6 +22,20 @@ from .trainer import StepCallback, TrainResult, train_adapter
 ADAPTER_NAME = "knowledge"
 
 
+def lora_config(lora: LoraSettings) -> LoraConfig:
+    """The peft config of a knowledge adapter (zero-init B: a fresh adapter is the identity update)."""
+    target = lora.target_modules
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=target if isinstance(target, str) else list(target),
+        bias="none",
+        task_type="CAUSAL_LM",
+        init_lora_weights=True,
+    )
+
+
 class Student:
     """Wraps ``model`` with peft exactly once (adapter "knowledge"); a fresh adapter equals the base model."""
 
@@ -37,16 +51,7 @@ class Student:
         self.tokenizer = tokenizer
         self.lora = lora or LoraSettings()
         self.answer_settings = answer or AnswerSettings()
-        target = self.lora.target_modules
-        config = LoraConfig(
-            r=self.lora.r,
-            lora_alpha=self.lora.alpha,
-            lora_dropout=self.lora.dropout,
-            target_modules=target if isinstance(target, str) else list(target),
-            bias="none",
-            task_type="CAUSAL_LM",
-            init_lora_weights=True,  # B = 0: the fresh adapter is the identity update
-        )
+        config = lora_config(self.lora)
         with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             self.model = get_peft_model(model, config, adapter_name=ADAPTER_NAME)

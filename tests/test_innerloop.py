@@ -71,3 +71,138 @@ def test_rejects_bad_input(tiny_model, tiny_tokenizer):
     with pytest.raises(ValueError):
         evaluate(tiny_model, tiny_tokenizer, [], LORA, ANSWER, engine="nope")
     assert evaluate(tiny_model, tiny_tokenizer, [], LORA, ANSWER) == []
+
+
+# --- batched multi-LoRA engine ------------------------------------------------------------------
+from peft import PeftModel  # noqa: E402
+
+from student.multilora import MultiLoRA, target_names, train_many  # noqa: E402
+
+MIXED = [  # different text counts, lr, epochs, batch sizes, schedules, clipping, weight decay; one base row
+    (TEXTS, dict(seed=1)),
+    (TEXTS[:1], dict(seed=2, lr=1e-2, epochs=4, batch_size=1)),
+    ([], dict(seed=3)),
+    (TEXTS[::-1] + TEXTS[:1], dict(seed=4, epochs=1, batch_size=3, weight_decay=0.1, grad_clip=0.05)),
+    (TEXTS[1:], dict(seed=5, lr=5e-3, epochs=3, schedule="cosine", warmup_ratio=0.3, grad_clip=0.0)),
+]
+
+
+def _mixed_candidates() -> list[Candidate]:
+    return [Candidate(list(t), QUESTIONS, GOLDS, _settings(**kw), tag=f"c{i}") for i, (t, kw) in enumerate(MIXED)]
+
+
+@pytest.fixture
+def tiny64(tiny_model):
+    return tiny_model.double()
+
+
+def test_batched_matches_sequential(tiny64, tiny_tokenizer):
+    cands = _mixed_candidates()
+    seq = evaluate(tiny64, tiny_tokenizer, cands, LORA, ANSWER, engine="sequential")
+    seen = []
+    bat = evaluate(tiny64, tiny_tokenizer, cands, LORA, ANSWER, engine="batched", group=3,
+                   on_progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(3, 5), (5, 5)]
+    assert [r.tag for r in bat] == [c.tag for c in cands]
+    assert [r.steps for r in bat] == [4, 4, 0, 2, 3]
+    for s, b in zip(seq, bat):
+        assert b.steps == s.steps and b.tokens == s.tokens
+        assert b.losses == pytest.approx(s.losses, rel=1e-10, abs=1e-12)
+        assert b.answers == s.answers
+        assert b.nll == pytest.approx(s.nll, rel=1e-10)
+        assert (b.accuracy, b.f1, b.em) == (s.accuracy, s.f1, s.em)
+    # the updates did something, and the base row is the base model
+    assert seq[0].nll != seq[2].nll
+
+
+def test_batched_float32_close(tiny_model, tiny_tokenizer):
+    cands = _mixed_candidates()[:2]
+    seq = evaluate(tiny_model, tiny_tokenizer, cands, LORA, ANSWER, engine="sequential")
+    bat = evaluate(tiny_model, tiny_tokenizer, cands, LORA, ANSWER, engine="batched")
+    for s, b in zip(seq, bat):
+        assert b.losses == pytest.approx(s.losses, rel=1e-4)
+        assert b.nll == pytest.approx(s.nll, rel=1e-4)
+
+
+def test_each_adapter_ends_where_it_would_alone(tiny64, tiny_tokenizer):
+    """Final weights of every slot equal a Student trained alone; micro-batching changes nothing."""
+    texts = [list(t) for t, _ in MIXED]
+    settings = [_settings(**kw) for _, kw in MIXED]
+    states = {}
+    for max_tokens in (10_000, 40):  # one pass per step / one row per micro-batch
+        with MultiLoRA(tiny64, LORA, len(MIXED) + 1) as multi:  # one slot more than used
+            for k, s in enumerate(settings):
+                multi.reset(k, s.seed)
+            multi.reset(len(MIXED), 99)
+            spare = multi.state(len(MIXED))
+            train_many(multi, tiny_tokenizer, texts, settings, max_tokens=max_tokens)
+            states[max_tokens] = [multi.state(k) for k in range(len(MIXED))]
+            assert all(torch.equal(v, multi.state(len(MIXED))[key]) for key, v in spare.items())
+    student = Student(tiny64, tiny_tokenizer, LORA)
+    for k, (t, s) in enumerate(zip(texts, settings)):
+        student.reset(s.seed)
+        if t:
+            student.absorb(t, s)
+        alone = student.state()
+        for st in states.values():
+            assert set(st[k]) == set(alone)
+            assert max((st[k][key] - alone[key]).abs().max().item() for key in alone) < 1e-12
+
+
+def test_init_and_targets_match_peft(tiny_model, tiny_tokenizer):
+    names = target_names(tiny_model, LORA)
+    with MultiLoRA(tiny_model, LORA, 2) as multi:
+        multi.reset(1, 7)
+        ours = multi.state(1)
+    student = Student(tiny_model, tiny_tokenizer, LORA)
+    student.reset(7)
+    ref = student.state()
+    student_names = [n for n, m in student.model.base_model.model.named_modules() if hasattr(m, "lora_A")]
+    assert names == student_names
+    assert set(ours) == set(ref) and all(torch.equal(ours[k], ref[k]) for k in ref)
+
+
+def test_mixed_batch_routing_equals_separate_runs(tiny_model, tiny_tokenizer):
+    ids = tiny_tokenizer(["Paris is big", "Broncos won!"], return_tensors="pt")["input_ids"]
+    with MultiLoRA(tiny_model, LORA, 3) as multi, torch.no_grad():
+        for layer in multi.layers.values():  # non-trivial adapters
+            torch.nn.init.normal_(layer.A, std=0.3)
+            torch.nn.init.normal_(layer.B, std=0.3)
+        multi.route([2, 0])
+        mixed = tiny_model(input_ids=ids).logits
+        singles = []
+        for row, k in enumerate([2, 0]):
+            multi.route([k])
+            singles.append(tiny_model(input_ids=ids[row : row + 1]).logits[0])
+        multi.route(None)
+        base = tiny_model(input_ids=ids).logits
+    assert torch.allclose(mixed[0], singles[0], atol=1e-5) and torch.allclose(mixed[1], singles[1], atol=1e-5)
+    assert not torch.allclose(mixed, base, atol=1e-3)
+    # detached: the model is plain again
+    assert not any("Routed" in type(m).__name__ for m in tiny_model.modules())
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_exported_adapter_loads_with_peft(tiny64, tiny_tokenizer, tmp_path):
+    cand = _mixed_candidates()[0]
+    bat = evaluate(tiny64, tiny_tokenizer, [cand], LORA, ANSWER, engine="batched")[0]
+    with MultiLoRA(tiny64, LORA, 2) as multi:
+        multi.reset(1, cand.settings.seed)
+        train_many(multi, tiny_tokenizer, [[], cand.texts], [cand.settings, cand.settings])
+        folder = multi.save(1, tmp_path / "adapter")
+        state = multi.state(1)
+        ids = tiny_tokenizer(QUESTIONS, return_tensors="pt", padding=True)
+        multi.route([1, 1])
+        with torch.no_grad():
+            routed = tiny64(**ids).logits
+        multi.route(None)
+    assert (folder / "adapter_model.safetensors").is_file() and (folder / "adapter_config.json").is_file()
+    peft_model = PeftModel.from_pretrained(tiny64, str(folder))
+    with torch.no_grad():
+        loaded = peft_model(**ids).logits
+    assert torch.allclose(loaded, routed, rtol=0, atol=1e-10)
+    peft_model.unload()
+    # the same tensors fit a Student, whose answers match the batched engine's
+    student = Student(tiny64, tiny_tokenizer, LORA, ANSWER)
+    student.load(state)
+    assert student.answer(QUESTIONS) == bat.answers

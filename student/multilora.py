@@ -1,0 +1,462 @@
+"""Batched multi-LoRA: K independent LoRA adapters trained in the same forward/backward passes.
+
+Why hand-written: peft can hold several adapters and even route a mixed batch to them
+(``adapter_names=``), but only for inference — training one adapter per example in one batch is not
+supported. SEAL therefore trains one adapter at a time, one sequence per step, and a GPU sits idle
+between tiny kernels. Here every target ``nn.Linear`` of the base model is swapped for a
+:class:`RoutedLoRALinear` holding stacked adapter weights ``A: (K, r, in)`` and ``B: (K, out, r)``; a
+shared :class:`Router` holds one adapter index per batch row, and each row gets its own delta through
+batched matmuls over the gathered ``A[index]`` / ``B[index]`` (no Python loop over adapters). The same
+module serves generation with a KV cache: the routing index follows the batch rows.
+
+Training (:func:`train_many`) keeps every adapter exactly on the path it would follow alone with
+:func:`student.trainer.train_adapter`:
+
+- the same data order (:func:`student.trainer.batch_plan`, seeded by each adapter's ``settings.seed``),
+  the same initialisation as :meth:`student.student.Student.reset` (seeded Kaiming A, zero B),
+  the same learning-rate schedule (:func:`student.trainer.lr_schedule`);
+- per-adapter loss normalisation: adapter k's loss is the token mean over its own rows of the step;
+  the step's loss is the sum over adapters, so no gradient mixes across adapters;
+- per-adapter gradient-norm clipping (``torch.nn.utils.clip_grad_norm_``'s formula on each slice);
+- per-adapter AdamW: AdamW is elementwise, so one set of moment tensors stacked like the weights is K
+  independent optimizers; the learning rate, weight decay and step count (bias correction) are
+  per-adapter vectors broadcast over the slices;
+- adapters with different numbers of steps (text counts, batch sizes, epochs): an adapter whose schedule
+  is finished gets no more rows and is masked out of the update (no weight decay, no moment decay, no
+  step count), so it stays exactly where it would have stopped alone.
+
+Equivalence with the sequential engine is within float tolerance (batch composition and padding change
+reduction orders); with LoRA dropout > 0 the random streams differ, so it only holds in distribution.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from copy import deepcopy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import torch
+from peft.tuners.tuners_utils import _maybe_include_all_linear_layers, check_target_module_exists
+from safetensors.torch import save_file
+from torch import nn
+
+from .batching import batch_nll, model_device, pad_batch, pad_id_of, tokenize_texts
+from .config import AnswerSettings, LoraSettings, TrainSettings
+from .inference import answer_sequences, generate_greedy, mean_per_token, question_prompts, sequences_nll
+from .student import lora_config
+from .trainer import TrainResult, batch_plan, lr_schedule
+
+WEIGHTS_NAME = "adapter_model.safetensors"
+PEFT_PREFIX = "base_model.model."
+DEFAULT_MAX_TOKENS = 16384
+"""Training micro-batch budget: rows × padded length per forward/backward (gradients accumulate)."""
+
+ManyStepCallback = Callable[[int, int, dict[int, float]], None]
+"""on_step(step, total, losses): global step in 1..total, loss of each adapter that trained in it."""
+
+
+class Router:
+    """The adapter index of each batch row, shared by all routed layers (None = base model only)."""
+
+    def __init__(self) -> None:
+        self.index: Optional[torch.Tensor] = None
+
+
+def adapter_dtype(base_dtype: torch.dtype) -> torch.dtype:
+    """peft keeps half-precision models' adapters in float32 (autocast_adapter_dtype); so do we."""
+    return torch.float32 if base_dtype in (torch.float16, torch.bfloat16) else base_dtype
+
+
+class RoutedLoRALinear(nn.Module):
+    """``base(x) + scaling · B[k] A[k] x`` with k = the router's index of x's batch row."""
+
+    def __init__(self, base: nn.Linear, k: int, r: int, scaling: float, dropout: float, router: Router) -> None:
+        super().__init__()
+        self.base = base
+        self.router = router
+        self.scaling = scaling
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        dtype, device = adapter_dtype(base.weight.dtype), base.weight.device
+        self.A = nn.Parameter(torch.zeros(k, r, base.in_features, dtype=dtype, device=device))
+        self.B = nn.Parameter(torch.zeros(k, base.out_features, r, dtype=dtype, device=device))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base(x)
+        index = self.router.index
+        if index is None:
+            return out
+        rows = x.shape[0]
+        if index.shape[0] != rows:
+            raise RuntimeError(f"router has {index.shape[0]} rows, the batch has {rows}")
+        h = self.dropout(x.to(self.A.dtype)).reshape(rows, -1, x.shape[-1])  # (N, T, in)
+        h = torch.bmm(h, self.A[index].transpose(1, 2))  # (N, T, r)
+        h = torch.bmm(h, self.B[index].transpose(1, 2))  # (N, T, out)
+        # as peft: add in the adapter dtype, then cast back to the base layer's output dtype
+        return (out + h.reshape(out.shape) * self.scaling).to(out.dtype)
+
+
+def target_names(model: nn.Module, lora: LoraSettings) -> list[str]:
+    """Names of the modules peft would wrap for ``lora`` (all-linear: every nn.Linear but the output head)."""
+    config = _maybe_include_all_linear_layers(deepcopy(lora_config(lora)), model)
+    names = []
+    for name, module in model.named_modules():
+        if name and _is_match(check_target_module_exists(config, name)):
+            if not isinstance(module, nn.Linear):
+                raise TypeError(f"multi-LoRA supports nn.Linear targets only; {name} is {type(module).__name__}")
+            names.append(name)
+    if not names:
+        raise ValueError(f"no module of the model matches target_modules={lora.target_modules!r}")
+    return names
+
+
+def _is_match(found) -> bool:
+    # peft returns True, a re.Match, None/False, or an _ExcludedModule marker (falsy)
+    return bool(found) and type(found).__name__ != "_ExcludedModule"
+
+
+class MultiLoRA:
+    """K stacked LoRA adapters on the target layers of ``model``; attach with ``with MultiLoRA(...) as m:``.
+
+    While attached, the base model's own parameters are frozen (their flags come back on detach) and the
+    target ``nn.Linear`` modules are replaced by :class:`RoutedLoRALinear` (put back on detach).
+    """
+
+    def __init__(self, model: nn.Module, lora: LoraSettings, k: int) -> None:
+        if k <= 0:
+            raise ValueError(f"need at least one adapter, got k={k}")
+        self.model, self.lora, self.k = model, lora, k
+        self.router = Router()
+        self.names = target_names(model, lora)
+        scaling = lora.alpha / lora.r
+        modules = dict(model.named_modules())
+        self.layers: dict[str, RoutedLoRALinear] = {
+            name: RoutedLoRALinear(modules[name], k, lora.r, scaling, lora.dropout, self.router)
+            for name in self.names
+        }
+        self._flags: list[tuple[nn.Parameter, bool]] = []
+        self.attached = False
+
+    # attach / detach -------------------------------------------------------
+    def _set(self, name: str, module: nn.Module) -> None:
+        parent_name, _, child = name.rpartition(".")
+        parent = self.model.get_submodule(parent_name) if parent_name else self.model
+        setattr(parent, child, module)
+
+    def attach(self) -> "MultiLoRA":
+        if not self.attached:
+            self._flags = [(p, p.requires_grad) for p in self.model.parameters()]
+            for p, _ in self._flags:
+                p.requires_grad_(False)
+            for name, layer in self.layers.items():
+                self._set(name, layer)
+            self.attached = True
+        return self
+
+    def detach(self) -> None:
+        if self.attached:
+            for name, layer in self.layers.items():
+                self._set(name, layer.base)
+            for p, flag in self._flags:
+                p.requires_grad_(flag)
+            self.router.index = None
+            self.attached = False
+
+    def __enter__(self) -> "MultiLoRA":
+        return self.attach()
+
+    def __exit__(self, *exc) -> None:
+        self.detach()
+
+    # adapters --------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return model_device(self.model)
+
+    def parameters(self) -> list[nn.Parameter]:
+        return [p for layer in self.layers.values() for p in (layer.A, layer.B)]
+
+    def route(self, index: Optional[Sequence[int]]) -> None:
+        """Send batch row i to adapter ``index[i]`` (None: base model, no adapter)."""
+        self.router.index = (
+            None if index is None else torch.as_tensor(list(index), dtype=torch.long, device=self.device)
+        )
+
+    @torch.no_grad()
+    def reset(self, k: int, seed: int) -> None:
+        """Fresh adapter k, identical to ``Student.reset(seed)``: seeded Kaiming-uniform A (layer order), B = 0."""
+        devices = sorted({p.device.index or 0 for p in self.parameters() if p.device.type == "cuda"})
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            for layer in self.layers.values():
+                a = torch.empty_like(layer.A[k])
+                nn.init.kaiming_uniform_(a, a=math.sqrt(5))  # what peft's reset_lora_parameters does
+                layer.A[k].copy_(a)
+                layer.B[k].zero_()
+
+    def state(self, k: int) -> dict[str, torch.Tensor]:
+        """Adapter k as a peft state dict (keys as ``get_peft_model_state_dict`` / ``save_pretrained`` write)."""
+        out = {}
+        for name, layer in self.layers.items():
+            out[f"{PEFT_PREFIX}{name}.lora_A.weight"] = layer.A[k].detach().to("cpu", copy=True).contiguous()
+            out[f"{PEFT_PREFIX}{name}.lora_B.weight"] = layer.B[k].detach().to("cpu", copy=True).contiguous()
+        return out
+
+    @torch.no_grad()
+    def load(self, k: int, state: dict[str, torch.Tensor]) -> None:
+        """Put a peft state dict (e.g. ``Student.state()``) into adapter slot k."""
+        expected = {f"{PEFT_PREFIX}{n}.lora_{m}.weight" for n in self.names for m in "AB"}
+        if set(state) != expected:
+            raise ValueError(f"state keys do not match the {len(self.names)} target layers of this model")
+        for name, layer in self.layers.items():
+            layer.A[k].copy_(state[f"{PEFT_PREFIX}{name}.lora_A.weight"])
+            layer.B[k].copy_(state[f"{PEFT_PREFIX}{name}.lora_B.weight"])
+
+    def save(self, k: int, folder: Path | str) -> Path:
+        """Adapter k as a standard peft folder (adapter_config.json + adapter_model.safetensors)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = lora_config(self.lora)
+        config.base_model_name_or_path = getattr(getattr(self.model, "config", None), "_name_or_path", None)
+        config.save_pretrained(str(folder))
+        save_file(self.state(k), str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+        return folder
+
+
+# training --------------------------------------------------------------------
+class StackedAdamW:
+    """K independent AdamW optimizers over stacked (K, ...) tensors.
+
+    AdamW is elementwise, so moments stacked like the weights are exactly K separate optimizers; only
+    the scalars differ per adapter: learning rate, weight decay and step count (bias correction) are
+    (K,) vectors, and ``active`` masks adapters that take no step. Same formula as torch.optim.AdamW
+    (decoupled weight decay; bias-corrected moments; eps added after the bias-corrected sqrt).
+    """
+
+    def __init__(self, params: Sequence[nn.Parameter], k: int, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
+        self.params = list(params)
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.steps = torch.zeros(k, dtype=torch.float64)
+
+    @torch.no_grad()
+    def step(self, lr: torch.Tensor, weight_decay: torch.Tensor, active: torch.Tensor) -> None:
+        """One step for the adapters where ``active``; lr, weight_decay, active: (K,) CPU tensors."""
+        self.steps += active.to(self.steps.dtype)
+        t = self.steps.clamp_min(1)
+        bc1 = 1 - self.beta1**t
+        bc2_sqrt = (1 - self.beta2**t).sqrt()
+        lr64 = lr.to(torch.float64)
+        decay = 1 - lr64 * weight_decay.to(torch.float64)
+        step_size = lr64 / bc1
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            if p.grad is None:
+                continue
+            shape = (-1,) + (1,) * (p.dim() - 1)
+            on = active.to(p.device).view(shape)
+            g = p.grad
+            m_new = m.lerp(g, 1 - self.beta1)
+            v_new = v * self.beta2 + (1 - self.beta2) * g * g
+            denom = v_new.sqrt() / bc2_sqrt.to(p.device, p.dtype).view(shape) + self.eps
+            p_new = p * decay.to(p.device, p.dtype).view(shape)
+            p_new = p_new - step_size.to(p.device, p.dtype).view(shape) * m_new / denom
+            p.copy_(torch.where(on, p_new, p))
+            m.copy_(torch.where(on, m_new, m))
+            v.copy_(torch.where(on, v_new, v))
+
+
+@torch.no_grad()
+def clip_per_adapter(params: Sequence[nn.Parameter], max_norm: torch.Tensor) -> torch.Tensor:
+    """``clip_grad_norm_`` on each adapter's slice of the stacked grads; max_norm (K,), <= 0 = no clipping.
+
+    Returns the per-adapter total gradient norms (before clipping).
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros_like(max_norm)
+    sq = torch.stack([g.pow(2).flatten(1).sum(1).to(torch.float64) for g in grads]).sum(0).cpu()
+    norms = sq.sqrt()
+    coef = (max_norm.to(torch.float64) / (norms + 1e-6)).clamp(max=1.0)
+    coef = torch.where(max_norm > 0, coef, torch.ones_like(coef))
+    for g in grads:
+        g.mul_(coef.to(g.device, g.dtype).view((-1,) + (1,) * (g.dim() - 1)))
+    return norms
+
+
+@dataclass
+class _Plan:
+    seqs: list[list[int]]
+    steps: list[list[int]]  # sequence indices per step
+    lrs: list[float]  # learning rate per step
+    per_epoch: int
+
+
+def _plan(tokenizer, texts: Sequence[str], settings: TrainSettings) -> _Plan:
+    seqs = tokenize_texts(tokenizer, texts, settings.max_len, add_eos=True)
+    steps = batch_plan(len(seqs), settings) if seqs else []
+    return _Plan(seqs, steps, lr_schedule(settings, len(steps)), math.ceil(len(seqs) / settings.batch_size) or 1)
+
+
+def _micro_batches(rows: list[int], lengths: list[int], max_tokens: int) -> list[list[int]]:
+    """Rows longest first, cut so that rows × padded length stays within ``max_tokens`` (≥ 1 row each)."""
+    order = sorted(rows, key=lambda i: -lengths[i])
+    out: list[list[int]] = []
+    for i in order:
+        if out and (len(out[-1]) + 1) * lengths[out[-1][0]] <= max_tokens:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
+def train_many(
+    multi: MultiLoRA,
+    tokenizer,
+    texts: Sequence[Sequence[str]],
+    settings: Sequence[TrainSettings],
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    on_step: Optional[ManyStepCallback] = None,
+) -> list[TrainResult]:
+    """Train adapter k of ``multi`` on ``texts[k]`` with ``settings[k]``, all adapters in the same passes.
+
+    Adapters beyond ``len(texts)`` are left untouched. Each TrainResult's ``seconds`` is the wall time of
+    the whole joint run.
+    """
+    if len(texts) != len(settings):
+        raise ValueError(f"{len(texts)} text lists but {len(settings)} settings")
+    if len(texts) > multi.k:
+        raise ValueError(f"{len(texts)} adapters to train but only {multi.k} slots")
+    if not multi.attached:
+        raise RuntimeError("attach the MultiLoRA first (with MultiLoRA(...) as multi:)")
+    start = time.perf_counter()
+    n = len(texts)
+    plans = [_plan(tokenizer, t, s) for t, s in zip(texts, settings)]
+    results = [TrainResult() for _ in range(n)]
+    total = max((len(p.steps) for p in plans), default=0)
+    params = multi.parameters()
+    optimizer = StackedAdamW(params, multi.k)
+    weight_decay = torch.zeros(multi.k, dtype=torch.float64)
+    max_norm = torch.zeros(multi.k, dtype=torch.float64)
+    for k, s in enumerate(settings):
+        weight_decay[k] = s.weight_decay
+        max_norm[k] = s.grad_clip or 0.0
+    pad_id = pad_id_of(tokenizer)
+    device = multi.device
+    model = multi.model
+    was_training = model.training
+    model.train()
+    try:
+        for step in range(total):
+            active = [k for k in range(n) if step < len(plans[k].steps)]
+            seqs, owner = [], []
+            for k in active:
+                for i in plans[k].steps[step]:
+                    seqs.append(plans[k].seqs[i])
+                    owner.append(k)
+            # per-adapter normaliser: its real target tokens in this step (next-token targets: len - 1)
+            counts = torch.zeros(multi.k, dtype=torch.float64)
+            for seq, k in zip(seqs, owner):
+                counts[k] += len(seq) - 1
+            scale = (1.0 / counts.clamp_min(1)).to(device)
+            step_nll = torch.zeros(multi.k, dtype=torch.float64, device=device)
+            lengths = [len(s) for s in seqs]
+            for rows in _micro_batches(list(range(len(seqs))), lengths, max_tokens):
+                batch = pad_batch([seqs[i] for i in rows], pad_id)
+                index = [owner[i] for i in rows]
+                multi.route(index)
+                nll, _ = batch_nll(model, batch)
+                route = multi.router.index
+                per_adapter = torch.zeros(multi.k, dtype=nll.dtype, device=device).index_add(0, route, nll)
+                (per_adapter * scale.to(nll.dtype)).sum().backward()
+                step_nll += per_adapter.detach().to(torch.float64)
+            multi.route(None)
+            on = torch.zeros(multi.k, dtype=torch.bool)
+            on[active] = True
+            lr = torch.zeros(multi.k, dtype=torch.float64)
+            for k in active:
+                lr[k] = plans[k].lrs[step]
+            clip_per_adapter(params, max_norm)
+            optimizer.step(lr, weight_decay, on)
+            for p in params:
+                p.grad = None
+            losses = (step_nll.cpu() / counts.clamp_min(1)).tolist()
+            for k in active:
+                results[k].losses.append(losses[k])
+                results[k].tokens += int(counts[k])
+                results[k].steps += 1
+            if on_step is not None:
+                on_step(step + 1, total, {k: losses[k] for k in active})
+    finally:
+        multi.route(None)
+        for p in params:
+            p.grad = None
+        model.train(was_training)
+    seconds = time.perf_counter() - start
+    for r in results:
+        r.seconds = seconds
+    return results
+
+
+# inference -------------------------------------------------------------------
+def _flatten(per_adapter: Sequence[Sequence]) -> tuple[list, list[int]]:
+    items, owner = [], []
+    for k, xs in enumerate(per_adapter):
+        items.extend(xs)
+        owner.extend([k] * len(xs))
+    return items, owner
+
+
+def _unflatten(values: list, per_adapter: Sequence[Sequence]) -> list[list]:
+    out, i = [], 0
+    for xs in per_adapter:
+        out.append(values[i : i + len(xs)])
+        i += len(xs)
+    return out
+
+
+def answer_many(
+    multi: MultiLoRA, tokenizer, questions: Sequence[Sequence[str]], answer: AnswerSettings, batch_size: int
+) -> list[list[str]]:
+    """Closed-book greedy answers of adapter k to ``questions[k]``: all adapters in the same generation passes."""
+    flat, owner = _flatten(questions)
+    if not flat:
+        return [[] for _ in questions]
+    prompts = question_prompts(tokenizer, flat, answer.question_format)
+    multi.model.eval()
+    try:
+        texts = generate_greedy(
+            multi.model, tokenizer, prompts, answer.max_new_tokens, batch_size,
+            select=lambda rows: multi.route([owner[i] for i in rows]),
+        )
+    finally:
+        multi.route(None)
+    return _unflatten(texts, questions)
+
+
+def answer_nll_many(
+    multi: MultiLoRA,
+    tokenizer,
+    questions: Sequence[Sequence[str]],
+    golds: Sequence[Sequence[str]],
+    answer: AnswerSettings,
+    batch_size: int,
+) -> list[list[float]]:
+    """Mean NLL per gold-answer token of adapter k on (``questions[k]``, ``golds[k]``), batched together."""
+    flat_q, owner = _flatten(questions)
+    flat_g, _ = _flatten(golds)
+    if not flat_q:
+        return [[] for _ in questions]
+    seqs, labels = answer_sequences(tokenizer, flat_q, flat_g, answer.question_format)
+    multi.model.eval()
+    try:
+        sums, counts = sequences_nll(
+            multi.model, tokenizer, seqs, labels, batch_size,
+            select=lambda rows: multi.route([owner[i] for i in rows]),
+        )
+    finally:
+        multi.route(None)
+    return _unflatten(mean_per_token(sums, counts), questions)
