@@ -27,6 +27,7 @@ class ModelSettings:
     device: str = "auto"           # auto | cpu | cuda | cuda:N
     dtype: str = "auto"            # auto (bf16 on CUDA, f32 on CPU) | float32 | bfloat16
     teacher_adapter: str = ""      # a trained teacher version id (ReST-EM) or "" for the untrained teacher
+    threads: int = 0               # CPU threads for torch; 0 = auto: the cores not already busy (at least 1)
 
 
 @dataclass
@@ -71,6 +72,7 @@ ENV = {
     "SEAL_AGENT_TEACHER_MODEL": "models.teacher",
     "SEAL_AGENT_STUDENT_MODEL": "models.student",
     "SEAL_AGENT_DEVICE": "models.device",
+    "SEAL_AGENT_THREADS": "models.threads",
 }
 
 
