@@ -24,14 +24,18 @@ def new_edit_id(prefix: str = "e") -> str:
 
 
 class Agent:
-    def __init__(self, cfg: Config, create: bool = True):
+    def __init__(self, cfg: Config, create: bool = True, student: Student | None = None,
+                 teacher: Teacher | None = None):
+        """student / teacher: already-built ones (tests, embedding in other programs); else loaded on first use."""
         self.cfg = cfg
         self.memory = Memory(cfg.home, create=create)
         self.adapters = AdapterStore(cfg.home / "adapters" / "student")
         self.teacher_adapters = AdapterStore(cfg.home / "adapters" / "teacher")
-        self._student: Student | None = None
-        self._teacher: Teacher | None = None
+        self._student: Student | None = student
+        self._teacher: Teacher | None = teacher
         self.emit: Emit = ignore
+        if student is not None:
+            self._load_head()
 
     def close(self) -> None:
         self.memory.close()
