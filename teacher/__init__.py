@@ -1,14 +1,30 @@
 """Teacher room: writes self-edits (training texts + update directives) for documents.
 
-Never imports student/, agent/, tui/ or UI libraries; it receives a loaded model + tokenizer (through a backend)."""
-from .backend import GenerationBackend, TransformersBackend, VLLMBackend
-from .config import ParseSettings, TeacherSettings
-from .parsing import parse_completion, parse_directives, parse_probes
-from .prompts import FAMILIES, build_prompt
-from .selfedit import SelfEdit, Teacher, filter_probes, self_edit_from_completion
+Never imports student/, agent/, tui/ or UI libraries; it receives a loaded model + tokenizer (through a backend).
 
-__all__ = [
-    "FAMILIES", "GenerationBackend", "ParseSettings", "SelfEdit", "Teacher", "TeacherSettings",
-    "TransformersBackend", "VLLMBackend", "build_prompt", "filter_probes", "parse_completion",
-    "parse_directives", "parse_probes", "self_edit_from_completion",
-]
+Names are imported lazily (PEP 562): ``import teacher.config`` must not pull in torch (the CLI and the TUI start
+in well under a second only if torch loads when a model is first needed).
+"""
+from importlib import import_module
+
+_WHERE = {
+    "GenerationBackend": "backend", "TransformersBackend": "backend", "VLLMBackend": "backend",
+    "ParseSettings": "config", "TeacherSettings": "config",
+    "parse_completion": "parsing", "parse_directives": "parsing", "parse_probes": "parsing",
+    "FAMILIES": "prompts", "build_prompt": "prompts",
+    "SelfEdit": "selfedit", "Teacher": "selfedit", "filter_probes": "selfedit", "self_edit_from_completion": "selfedit",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__
