@@ -54,6 +54,13 @@ PEFT_PREFIX = "base_model.model."
 DEFAULT_MAX_TOKENS = 16384
 """Training micro-batch budget: rows × padded length per forward/backward (gradients accumulate)."""
 
+
+
+def default_overhead(device: torch.device) -> int:
+    """Cost of one more forward/backward pass, in padded tokens: GPUs are launch-bound, CPUs compute-bound."""
+    return 4096 if device.type == "cuda" else 4
+
+
 ManyStepCallback = Callable[[int, int, dict[int, float]], None]
 """on_step(step, total, losses): global step in 1..total, loss of each adapter that trained in it."""
 
@@ -301,15 +308,38 @@ def _plan(tokenizer, texts: Sequence[str], settings: TrainSettings) -> _Plan:
     return _Plan(seqs, steps, lr_schedule(settings, len(steps)), math.ceil(len(seqs) / settings.batch_size) or 1)
 
 
-def _micro_batches(rows: list[int], lengths: list[int], max_tokens: int) -> list[list[int]]:
-    """Rows longest first, cut so that rows × padded length stays within ``max_tokens`` (≥ 1 row each)."""
-    order = sorted(rows, key=lambda i: -lengths[i])
-    out: list[list[int]] = []
-    for i in order:
-        if out and (len(out[-1]) + 1) * lengths[out[-1][0]] <= max_tokens:
-            out[-1].append(i)
-        else:
-            out.append([i])
+def _split(rows: list[int], width: int, max_tokens: int) -> list[list[int]]:
+    per = max(1, max_tokens // max(1, width))
+    return [rows[i : i + per] for i in range(0, len(rows), per)]
+
+
+def micro_batches(lengths: Sequence[int], max_tokens: int, overhead: int) -> list[list[int]]:
+    """Partition rows (by index) into micro-batches minimising padded tokens + ``overhead`` per forward pass.
+
+    Rows are sorted longest first and cut only where the length (rounded up to 8) changes; a dynamic
+    program picks the cuts (cost of a micro-batch = overhead + rows × its longest row), and any
+    micro-batch over ``max_tokens`` is split. overhead ≈ what one extra forward/backward costs in tokens:
+    large on a GPU (launch-bound: few big batches), small on a CPU (compute-bound: no padding).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    if not order:
+        return []
+    key = [-(-lengths[i] // 8) for i in order]
+    cuts = [0] + [p for p in range(1, len(order)) if key[p] != key[p - 1]] + [len(order)]
+    best = [0.0] + [math.inf] * (len(cuts) - 1)
+    prev = [0] * len(cuts)
+    for b in range(1, len(cuts)):
+        for a in range(b):
+            rows, width = cuts[b] - cuts[a], lengths[order[cuts[a]]]
+            passes = math.ceil(rows / max(1, max_tokens // max(1, width)))
+            cost = best[a] + passes * overhead + rows * width
+            if cost < best[b]:
+                best[b], prev[b] = cost, a
+    out, b = [], len(cuts) - 1
+    while b > 0:
+        a = prev[b]
+        out[:0] = _split(order[cuts[a] : cuts[b]], lengths[order[cuts[a]]], max_tokens)
+        b = a
     return out
 
 
@@ -319,10 +349,13 @@ def train_many(
     texts: Sequence[Sequence[str]],
     settings: Sequence[TrainSettings],
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    overhead: Optional[int] = None,
     on_step: Optional[ManyStepCallback] = None,
 ) -> list[TrainResult]:
     """Train adapter k of ``multi`` on ``texts[k]`` with ``settings[k]``, all adapters in the same passes.
 
+    Each step's rows (all active adapters' batches) run in micro-batches (see :func:`micro_batches`;
+    ``overhead`` defaults to :func:`default_overhead`) whose gradients accumulate before the update.
     Adapters beyond ``len(texts)`` are left untouched. Each TrainResult's ``seconds`` is the wall time of
     the whole joint run.
     """
@@ -346,6 +379,7 @@ def train_many(
         max_norm[k] = s.grad_clip or 0.0
     pad_id = pad_id_of(tokenizer)
     device = multi.device
+    overhead = default_overhead(device) if overhead is None else overhead
     model = multi.model
     was_training = model.training
     model.train()
@@ -364,7 +398,7 @@ def train_many(
             scale = (1.0 / counts.clamp_min(1)).to(device)
             step_nll = torch.zeros(multi.k, dtype=torch.float64, device=device)
             lengths = [len(s) for s in seqs]
-            for rows in _micro_batches(list(range(len(seqs))), lengths, max_tokens):
+            for rows in micro_batches(lengths, max_tokens, overhead):
                 batch = pad_batch([seqs[i] for i in rows], pad_id)
                 index = [owner[i] for i in rows]
                 multi.route(index)

@@ -76,7 +76,7 @@ def test_rejects_bad_input(tiny_model, tiny_tokenizer):
 # --- batched multi-LoRA engine ------------------------------------------------------------------
 from peft import PeftModel  # noqa: E402
 
-from student.multilora import MultiLoRA, target_names, train_many  # noqa: E402
+from student.multilora import MultiLoRA, micro_batches, target_names, train_many  # noqa: E402
 
 MIXED = [  # different text counts, lr, epochs, batch sizes, schedules, clipping, weight decay; one base row
     (TEXTS, dict(seed=1)),
@@ -129,13 +129,13 @@ def test_each_adapter_ends_where_it_would_alone(tiny64, tiny_tokenizer):
     texts = [list(t) for t, _ in MIXED]
     settings = [_settings(**kw) for _, kw in MIXED]
     states = {}
-    for max_tokens in (10_000, 40):  # one pass per step / one row per micro-batch
+    for max_tokens, overhead in ((10_000, 10**6), (40, 0)):  # one pass per step / many small ones
         with MultiLoRA(tiny64, LORA, len(MIXED) + 1) as multi:  # one slot more than used
             for k, s in enumerate(settings):
                 multi.reset(k, s.seed)
             multi.reset(len(MIXED), 99)
             spare = multi.state(len(MIXED))
-            train_many(multi, tiny_tokenizer, texts, settings, max_tokens=max_tokens)
+            train_many(multi, tiny_tokenizer, texts, settings, max_tokens=max_tokens, overhead=overhead)
             states[max_tokens] = [multi.state(k) for k in range(len(MIXED))]
             assert all(torch.equal(v, multi.state(len(MIXED))[key]) for key, v in spare.items())
     student = Student(tiny64, tiny_tokenizer, LORA)
@@ -206,3 +206,14 @@ def test_exported_adapter_loads_with_peft(tiny64, tiny_tokenizer, tmp_path):
     student = Student(tiny64, tiny_tokenizer, LORA, ANSWER)
     student.load(state)
     assert student.answer(QUESTIONS) == bat.answers
+
+
+@pytest.mark.parametrize("overhead", [0, 4, 10**6])
+def test_micro_batches_partition(overhead):
+    lengths = [200, 30, 31, 35, 200, 12, 7, 64, 64, 1]
+    parts = micro_batches(lengths, 256, overhead)
+    assert sorted(i for p in parts for i in p) == list(range(len(lengths)))
+    assert all(len(p) == 1 or len(p) * max(lengths[i] for i in p) <= 256 for p in parts)
+    if overhead == 0:  # padding only within a length bucket of 8
+        assert all(len({-(-lengths[i] // 8) for i in p}) == 1 for p in parts)
+    assert micro_batches([], 256, overhead) == []
