@@ -57,8 +57,12 @@ DEFAULT_MAX_TOKENS = 16384
 
 
 def default_overhead(device: torch.device) -> int:
-    """Cost of one more forward/backward pass, in padded tokens: GPUs are launch-bound, CPUs compute-bound."""
-    return 4096 if device.type == "cuda" else 4
+    """Cost of one more forward/backward pass, in padded tokens.
+
+    GPU: launch-bound, so a pass costs thousands of tokens' worth (few big batches). CPU (SmolLM2-135M, 1
+    thread): a 1×32-token pass took 2.4 s against 3.3 s for 1×128, i.e. a pass costs a few hundred tokens.
+    """
+    return 4096 if device.type == "cuda" else 256
 
 
 ManyStepCallback = Callable[[int, int, dict[int, float]], None]
@@ -66,10 +70,22 @@ ManyStepCallback = Callable[[int, int, dict[int, float]], None]
 
 
 class Router:
-    """The adapter index of each batch row, shared by all routed layers (None = base model only)."""
+    """State shared by all routed layers: the flat adapter bank and the adapter index of each batch row.
 
-    def __init__(self) -> None:
+    ``weight`` is one (K, P) parameter holding every layer's A and B of adapter k in row k, so the
+    optimizer, clipping and export work on one tensor (a handful of kernels per step, not thousands).
+    ``index`` = None runs the base model only. ``version`` changes with every routing, so layers may
+    cache their gathered weights during inference.
+    """
+
+    def __init__(self, weight: nn.Parameter) -> None:
+        self.weight = weight
         self.index: Optional[torch.Tensor] = None
+        self.version = 0
+
+    def set(self, index: Optional[torch.Tensor]) -> None:
+        self.index = index
+        self.version += 1
 
 
 def adapter_dtype(base_dtype: torch.dtype) -> torch.dtype:
@@ -78,17 +94,39 @@ def adapter_dtype(base_dtype: torch.dtype) -> torch.dtype:
 
 
 class RoutedLoRALinear(nn.Module):
-    """``base(x) + scaling · B[k] A[k] x`` with k = the router's index of x's batch row."""
+    """``base(x) + scaling · B[k] A[k] x`` with k = the router's index of x's batch row.
 
-    def __init__(self, base: nn.Linear, k: int, r: int, scaling: float, dropout: float, router: Router) -> None:
+    A (K, r, in) and B (K, out, r) are views into the router's flat bank at ``offset``.
+    """
+
+    def __init__(self, base: nn.Linear, r: int, scaling: float, dropout: float, router: Router, offset: int) -> None:
         super().__init__()
         self.base = base
         self.router = router
-        self.scaling = scaling
+        self.r, self.scaling, self.offset = r, scaling, offset
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        dtype, device = adapter_dtype(base.weight.dtype), base.weight.device
-        self.A = nn.Parameter(torch.zeros(k, r, base.in_features, dtype=dtype, device=device))
-        self.B = nn.Parameter(torch.zeros(k, base.out_features, r, dtype=dtype, device=device))
+        self._cache: tuple[int, torch.Tensor, torch.Tensor] | None = None
+
+    @staticmethod
+    def size(base: nn.Linear, r: int) -> int:
+        return r * (base.in_features + base.out_features)
+
+    @property
+    def A(self) -> torch.Tensor:
+        w, n = self.router.weight, self.r * self.base.in_features
+        return w[:, self.offset : self.offset + n].view(w.shape[0], self.r, self.base.in_features)
+
+    @property
+    def B(self) -> torch.Tensor:
+        w, start = self.router.weight, self.offset + self.r * self.base.in_features
+        return w[:, start : start + self.r * self.base.out_features].view(w.shape[0], self.base.out_features, self.r)
+
+    def _gathered(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if torch.is_grad_enabled():
+            return self.A[index], self.B[index]
+        if self._cache is None or self._cache[0] != self.router.version:  # generation: gather once per routing
+            self._cache = (self.router.version, self.A[index], self.B[index])
+        return self._cache[1], self._cache[2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base(x)
@@ -98,9 +136,9 @@ class RoutedLoRALinear(nn.Module):
         rows = x.shape[0]
         if index.shape[0] != rows:
             raise RuntimeError(f"router has {index.shape[0]} rows, the batch has {rows}")
-        h = self.dropout(x.to(self.A.dtype)).reshape(rows, -1, x.shape[-1])  # (N, T, in)
-        h = torch.bmm(h, self.A[index].transpose(1, 2))  # (N, T, r)
-        h = torch.bmm(h, self.B[index].transpose(1, 2))  # (N, T, out)
+        a, b = self._gathered(index)
+        h = self.dropout(x.to(a.dtype)).reshape(rows, -1, x.shape[-1])  # (N, T, in)
+        h = torch.bmm(torch.bmm(h, a.transpose(1, 2)), b.transpose(1, 2))  # (N, T, r) -> (N, T, out)
         # as peft: add in the adapter dtype, then cast back to the base layer's output dtype
         return (out + h.reshape(out.shape) * self.scaling).to(out.dtype)
 
@@ -135,13 +173,21 @@ class MultiLoRA:
         if k <= 0:
             raise ValueError(f"need at least one adapter, got k={k}")
         self.model, self.lora, self.k = model, lora, k
-        self.router = Router()
         self.names = target_names(model, lora)
-        scaling = lora.alpha / lora.r
         modules = dict(model.named_modules())
+        bases = [modules[name] for name in self.names]
+        if len({(m.weight.device, adapter_dtype(m.weight.dtype)) for m in bases}) != 1:
+            raise ValueError("multi-LoRA needs all target layers on one device with one dtype")
+        offsets = [0]
+        for m in bases:
+            offsets.append(offsets[-1] + RoutedLoRALinear.size(m, lora.r))
+        w = bases[0].weight
+        self.weight = nn.Parameter(torch.zeros(k, offsets[-1], dtype=adapter_dtype(w.dtype), device=w.device))
+        self.router = Router(self.weight)
+        scaling = lora.alpha / lora.r
         self.layers: dict[str, RoutedLoRALinear] = {
-            name: RoutedLoRALinear(modules[name], k, lora.r, scaling, lora.dropout, self.router)
-            for name in self.names
+            name: RoutedLoRALinear(m, lora.r, scaling, lora.dropout, self.router, off)
+            for name, m, off in zip(self.names, bases, offsets)
         }
         self._flags: list[tuple[nn.Parameter, bool]] = []
         self.attached = False
@@ -168,7 +214,7 @@ class MultiLoRA:
                 self._set(name, layer.base)
             for p, flag in self._flags:
                 p.requires_grad_(flag)
-            self.router.index = None
+            self.router.set(None)
             self.attached = False
 
     def __enter__(self) -> "MultiLoRA":
@@ -183,18 +229,17 @@ class MultiLoRA:
         return model_device(self.model)
 
     def parameters(self) -> list[nn.Parameter]:
-        return [p for layer in self.layers.values() for p in (layer.A, layer.B)]
+        """The trainable tensors: one (K, P) bank."""
+        return [self.weight]
 
     def route(self, index: Optional[Sequence[int]]) -> None:
         """Send batch row i to adapter ``index[i]`` (None: base model, no adapter)."""
-        self.router.index = (
-            None if index is None else torch.as_tensor(list(index), dtype=torch.long, device=self.device)
-        )
+        self.router.set(None if index is None else torch.as_tensor(list(index), dtype=torch.long, device=self.device))
 
     @torch.no_grad()
     def reset(self, k: int, seed: int) -> None:
         """Fresh adapter k, identical to ``Student.reset(seed)``: seeded Kaiming-uniform A (layer order), B = 0."""
-        devices = sorted({p.device.index or 0 for p in self.parameters() if p.device.type == "cuda"})
+        devices = [self.weight.device.index or 0] if self.weight.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             for layer in self.layers.values():
@@ -202,6 +247,7 @@ class MultiLoRA:
                 nn.init.kaiming_uniform_(a, a=math.sqrt(5))  # what peft's reset_lora_parameters does
                 layer.A[k].copy_(a)
                 layer.B[k].zero_()
+        self.router.version += 1
 
     def state(self, k: int) -> dict[str, torch.Tensor]:
         """Adapter k as a peft state dict (keys as ``get_peft_model_state_dict`` / ``save_pretrained`` write)."""
@@ -220,6 +266,7 @@ class MultiLoRA:
         for name, layer in self.layers.items():
             layer.A[k].copy_(state[f"{PEFT_PREFIX}{name}.lora_A.weight"])
             layer.B[k].copy_(state[f"{PEFT_PREFIX}{name}.lora_B.weight"])
+        self.router.version += 1
 
     def save(self, k: int, folder: Path | str) -> Path:
         """Adapter k as a standard peft folder (adapter_config.json + adapter_model.safetensors)."""
@@ -285,9 +332,9 @@ def clip_per_adapter(params: Sequence[nn.Parameter], max_norm: torch.Tensor) -> 
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.zeros_like(max_norm)
-    sq = torch.stack([g.pow(2).flatten(1).sum(1).to(torch.float64) for g in grads]).sum(0).cpu()
-    norms = sq.sqrt()
-    coef = (max_norm.to(torch.float64) / (norms + 1e-6)).clamp(max=1.0)
+    max_norm = max_norm.to(grads[0].device, torch.float64)
+    norms = torch.stack([g.pow(2).flatten(1).sum(1).to(torch.float64) for g in grads]).sum(0).sqrt()
+    coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     coef = torch.where(max_norm > 0, coef, torch.ones_like(coef))
     for g in grads:
         g.mul_(coef.to(g.device, g.dtype).view((-1,) + (1,) * (g.dim() - 1)))
