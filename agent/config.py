@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from student.config import AnswerSettings, LoraSettings, TrainSettings
-from teacher.config import ParseSettings, TeacherSettings
+from teacher.config import ParseSettings, PolicySettings, TeacherSettings
 
 from .errors import BadInput
 
@@ -60,6 +60,7 @@ class Config:
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     replay: ReplaySettings = field(default_factory=ReplaySettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)  # the teacher's ReST-EM M-step
 
     def sections(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "home"}

@@ -76,3 +76,20 @@ class JsonlLog:
         finally:
             os.close(fd)
         self.records[self.key(record)] = record
+
+
+def check_run_file(path: Path, settings: dict, what: str = "run") -> None:
+    """Write ``settings`` (JSON-normalised) to ``path`` on a first run; on a re-run refuse other settings, naming
+    the keys that differ (results of different settings must not be mixed in one folder)."""
+    mine = json.loads(json.dumps(settings, default=str))
+    if path.exists():
+        try:
+            theirs = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            raise BadInput(f"{path}: not valid JSON (remove it, or choose another --out)") from None
+        if theirs != mine:
+            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            raise BadInput(f"--out {path.parent} holds a {what} with other settings ({', '.join(diff)} differ); "
+                           "choose another --out")
+    else:
+        atomic_write(path, json.dumps(mine, indent=2) + "\n")
