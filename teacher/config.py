@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 
 @dataclass
@@ -46,3 +46,36 @@ class ParseSettings:
     strip_markup: bool = True
     min_chars: int = 8
     max_texts: int = 64
+
+
+@dataclass
+class PolicySettings:
+    """The teacher's own policy LoRA and its SFT (ReST-EM's M-step; SEAL: r=64, alpha=128, all projections,
+    lr 3e-4, 2 epochs, loss on the completion only).
+
+    target_modules: "all-linear" or a list of module names. batch_size: (prompt, completion) pairs per optimizer
+    step. max_len: prompt + completion tokens (the completion is cut to fit; a prompt that leaves no room for it
+    drops the pair). schedule: "linear" | "cosine" | "constant" (with warmup_ratio).
+    """
+
+    r: int = 64
+    alpha: int = 128
+    dropout: float = 0.0
+    target_modules: Union[str, Sequence[str]] = "all-linear"
+    lr: float = 3e-4
+    epochs: int = 2
+    batch_size: int = 4
+    max_len: int = 1024
+    seed: int = 0
+    grad_clip: float = 1.0
+    warmup_ratio: float = 0.0
+    schedule: str = "linear"
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.r <= 0 or self.epochs < 0 or self.batch_size <= 0 or self.max_len <= 1 or self.lr <= 0:
+            raise ValueError("policy: need r > 0, epochs >= 0, batch_size > 0, max_len > 1, lr > 0")
+        if self.schedule not in ("linear", "cosine", "constant"):
+            raise ValueError(f"policy schedule must be linear, cosine or constant, got {self.schedule!r}")
+        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.warmup_ratio <= 1.0:
+            raise ValueError("policy: dropout must be in [0, 1) and warmup_ratio in [0, 1]")

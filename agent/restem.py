@@ -1,0 +1,520 @@
+"""ReST-EM: the teacher's outer loop (SEAL's RL), one resumable command.
+
+Round r (1..R):
+
+1. E-step sampling: the current teacher (base + round r-1's policy adapter; the base alone for r = 1) writes K
+   self-edits per training passage, all passages in few batched generate calls, seeded per round.
+2. Rewards: each self-edit is absorbed by a fresh student LoRA and the passage's questions are answered
+   closed-book, over S training seeds, through :func:`student.innerloop.evaluate`; a passage-only candidate per
+   (passage, seed) is the baseline: reward = mean over seeds of metric(self-edit) - metric(passage-only)
+   (:mod:`agent.restem_reward`).
+3. Keep the best self-edit per passage if its reward is > 0 (``keep="positive"``: every positive one).
+4. M-step: SFT of the teacher's policy adapter on prompt -> kept completion, loss on the completion only,
+   continuing from round r-1's adapter (:mod:`teacher.policy`); saved as a new teacher version
+   (``<home>/adapters/teacher/<id>``, a peft folder: ``--set models.teacher_adapter=ID`` and
+   ``bench knowledge --conditions teacher:ID`` load it).
+5. Optional quick held-out evaluation of the new teacher (``eval_passages``): one self-edit per held-out passage,
+   gain over passage-only, reported per round (round 0 = the untrained teacher).
+
+Teacher and student are separate models: the student (``models.student``) never changes. ``self_mode`` is SEAL's
+single-model setting: round r's rewards are computed on a student that is the teacher's base with round r-1's
+policy adapter merged into its weights (a separate copy; SEAL merges the generator after each round and uses it as
+its own student), so the passage-only baselines are recomputed for every round.
+
+Everything is written to ``out`` as it happens, atomically: ``run.json`` (settings; a re-run with other settings is
+refused), ``split.json`` / ``heldout.json`` (the title split; ``heldout.json`` is a SQuAD file for ``bench
+knowledge --data``), ``samples.jsonl`` (every sampled completion, so a resumed run uses the same ones),
+``evals.jsonl`` (one line per absorbed candidate and seed), ``rewards.jsonl`` (one line per self-edit, as soon as
+all its seeds are in), ``round-<r>.json`` (the round manifest with the M-step's adapter id) and ``results.json``.
+A killed run continues where it stopped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from student.adapters import AdapterStore
+from student.innerloop import Candidate, evaluate
+from teacher.backend import TransformersBackend
+from teacher.config import PolicySettings
+from teacher.policy import attach_policy, detach_policy, train_policy
+from teacher.prompts import FAMILIES
+from teacher.selfedit import Teacher, self_edit_from_completion
+
+from .benchmarks.runlog import JsonlLog, atomic_write, check_run_file
+from .benchmarks.squad import Passage, data_digest
+from .config import Config
+from .errors import BadInput
+from .events import Emit, Message, Progress, Stage, TrainStep, ignore
+from .restem_reward import KEEP_RULES, REWARDS, Score, keep, reward_of, seed_gains, stats
+from .restem_split import HELDOUT_DATA, TRAIN_DATA, Split, make_split, squad_json
+
+ENGINES = ("auto", "sequential", "batched")
+Loader = Callable[[], tuple[Any, Any]]  # () -> (model, tokenizer)
+OnRecord = Callable[[str, dict], None]  # (log name, record) after each record is written
+HELDOUT_SEED = 1_000_003  # sampling seed of the held-out self-edits (the same for every teacher version)
+
+
+@dataclass
+class RestemOptions:
+    data: Path = TRAIN_DATA
+    eval_data: Path = HELDOUT_DATA
+    rounds: int = 2
+    passages: int = 50
+    samples: int = 5
+    seeds: int = 2
+    reward: str = "contains"
+    keep: str = "best"
+    self_mode: bool = False
+    family: Optional[str] = None             # None: the config's teacher.family
+    eval_titles: tuple[str, ...] = ()
+    eval_passages: int = 0                   # quick held-out evaluation per round (0 = none)
+    out: Optional[Path] = None               # default runs/restem-<time>
+    engine: str = "auto"
+    group: int = 8                           # candidates per inner-loop call (adapters trained at once)
+    gen_batch: int = 256                     # sequences per teacher generate call
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.reward not in REWARDS:
+            raise BadInput(f"--reward {self.reward!r}: choose one of {', '.join(REWARDS)}")
+        if self.keep not in KEEP_RULES:
+            raise BadInput(f"--keep {self.keep!r}: choose one of {', '.join(KEEP_RULES)}")
+        if self.family is not None and self.family not in FAMILIES:
+            raise BadInput(f"--family {self.family!r}: choose one of {', '.join(FAMILIES)}")
+        if self.engine not in ENGINES:
+            raise BadInput(f"--engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
+        if min(self.rounds, self.passages, self.samples, self.seeds, self.group, self.gen_batch) < 1 \
+                or self.eval_passages < 0:
+            raise BadInput("--rounds, --passages, --samples, --seeds, --group, --gen-batch must be >= 1")
+        if self.out is None:
+            self.out = Path("runs") / f"restem-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def teacher_store(cfg: Config) -> AdapterStore:
+    """The teacher versions (the same folder as ``Agent.teacher_adapters``)."""
+    return AdapterStore(cfg.home / "adapters" / "teacher")
+
+
+def _free() -> None:
+    gc.collect()
+    try:
+        import torch
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+class TeacherModel:
+    """The teacher's base model, with at most one policy version attached (as a trainable peft adapter)."""
+
+    def __init__(self, load: Loader, store: AdapterStore, policy: PolicySettings, emit: Emit):
+        self.load, self.store, self.policy, self.emit = load, store, policy, emit
+        self.base = self.tokenizer = self.peft = None
+        self.version: Optional[str] = None  # the attached version ("" = a fresh policy); None = nothing attached
+
+    def _base(self):
+        if self.base is None:
+            self.emit(Stage("load", "teacher model"))
+            self.base, self.tokenizer = self.load()
+        return self.base
+
+    def folder(self, version: str) -> Path:
+        return self.store.weights_file(version).parent
+
+    def attach(self, version: str):
+        """The peft model of ``version`` ("" = a fresh policy: generates exactly like the base)."""
+        if self.peft is not None and self.version == version:
+            return self.peft
+        self.detach()
+        self.peft = attach_policy(self._base(), self.policy, self.folder(version) if version else None)
+        self.version = version
+        return self.peft
+
+    def detach(self) -> None:
+        if self.peft is not None:
+            detach_policy(self.peft)
+            self.peft, self.version = None, None
+
+    def generator(self, version: str):
+        """A model that samples like teacher ``version`` ("" = the base)."""
+        if not version and self.peft is None:
+            return self._base()
+        return self.attach(version)
+
+
+class StudentModel:
+    """The student the rewards are computed on: ``models.student`` (never changed), or in self mode the teacher's
+    base with a policy version merged into a separate copy."""
+
+    def __init__(self, load_student: Loader, load_teacher: Loader, teacher: TeacherModel, self_mode: bool, emit: Emit):
+        self.load_student, self.load_teacher, self.teacher = load_student, load_teacher, teacher
+        self.self_mode, self.emit = self_mode, emit
+        self.model = self.tokenizer = None
+        self.version: Optional[str] = None
+
+    def get(self, version: str):
+        version = version if self.self_mode else ""
+        if self.model is not None and self.version == version:
+            return self.model, self.tokenizer
+        self.model = None
+        _free()
+        if not self.self_mode:
+            self.emit(Stage("load", "student model"))
+            self.model, self.tokenizer = self.load_student()
+        else:
+            self.emit(Stage("load", f"student = teacher base{' + ' + version + ' merged' if version else ''}"))
+            model, self.tokenizer = self.load_teacher()
+            if version:
+                from peft import PeftModel
+                model = PeftModel.from_pretrained(model, str(self.teacher.folder(version))).merge_and_unload()
+                if hasattr(model, "peft_config"):
+                    del model.peft_config
+            self.model = model.eval()
+        self.version = version
+        return self.model, self.tokenizer
+
+
+def eval_key(rec: dict) -> tuple:
+    return (rec["set"], rec["kind"], rec["round"], rec["student"], rec["passage"], rec["sample"], rec["seed"])
+
+
+class Restem:
+    """Set up with :meth:`prepare` (reads data, writes the split; loads no model), then :meth:`run`.
+
+    ``load_teacher()`` / ``load_student()`` return (model, tokenizer) (defaults: the configured models; tests
+    inject tiny ones); ``store`` holds the teacher versions (default ``<home>/adapters/teacher``);
+    ``on_record(log, record)`` is called after each line written to samples / evals / rewards."""
+
+    def __init__(self, cfg: Config, opts: RestemOptions, emit: Emit = ignore, load_teacher: Optional[Loader] = None,
+                 load_student: Optional[Loader] = None, store: Optional[AdapterStore] = None,
+                 on_record: Optional[OnRecord] = None):
+        self.cfg, self.opts, self.emit, self.on_record = cfg, opts, emit, on_record
+        self.out = Path(opts.out)
+        self.family = opts.family or cfg.teacher.family
+        self.policy = cfg.policy
+        self.store = store or teacher_store(cfg)
+        load_teacher = load_teacher or self._loader(cfg.models.teacher)
+        load_student = load_student or self._loader(cfg.models.student)
+        self.teacher = TeacherModel(load_teacher, self.store, self.policy, emit)
+        self.student = StudentModel(load_student, load_teacher, self.teacher, opts.self_mode, emit)
+        self.seeds = [cfg.train.seed + s for s in range(opts.seeds)]
+        self.split: Optional[Split] = None
+
+    def _loader(self, spec: str) -> Loader:
+        def load():
+            from .models import load_model
+            return load_model(spec, self.cfg.home, self.cfg.models)
+        return load
+
+    # ---- setup ----------------------------------------------------------------------------------------------
+    def prepare(self) -> "Restem":
+        o = self.opts
+        self.split = make_split(o.data, o.eval_data, o.passages, o.eval_titles, o.eval_passages, o.split_seed)
+        check_run_file(self.out / "run.json", self.fingerprint(), "ReST-EM run")
+        atomic_write(self.out / "split.json", json.dumps(self.split.describe(o.data, o.eval_data), indent=2) + "\n")
+        atomic_write(self.out / "heldout.json", squad_json(self.split.heldout))
+        self.samples = JsonlLog(self.out / "samples.jsonl", lambda r: (r["set"], r["round"], r["passage"]))
+        self.evals = JsonlLog(self.out / "evals.jsonl", eval_key)
+        self.rewards = JsonlLog(self.out / "rewards.jsonl", lambda r: (r["round"], r["passage"], r["sample"]))
+        return self
+
+    def fingerprint(self) -> dict:
+        """What must not change between a run and its resumption (--rounds may grow; --eval-passages may change)."""
+        c, o = self.cfg, self.opts
+        asd = dataclasses.asdict
+        teacher = {k: v for k, v in asd(c.teacher).items() if k not in ("family", "samples", "probe_count")}
+        return {"data": data_digest(self.split.train), "train_passages": [p.index for p in self.split.train],
+                "train_titles": self.split.train_titles, "samples": o.samples, "seeds": self.seeds,
+                "reward": o.reward, "keep": o.keep, "self": o.self_mode, "family": self.family,
+                "gen_batch": o.gen_batch, "teacher": teacher, "parse": asd(c.parse), "lora": asd(c.lora),
+                "train": {k: v for k, v in asd(c.train).items() if k != "seed"}, "answer": asd(c.answer),
+                "policy": asd(self.policy),
+                "models": {"teacher": c.models.teacher, "student": c.models.student, "dtype": c.models.dtype}}
+
+    def _append(self, log: JsonlLog, name: str, record: dict) -> None:
+        log.append(record)
+        if self.on_record is not None:
+            self.on_record(name, record)
+
+    # ---- manifests ------------------------------------------------------------------------------------------
+    def manifest_path(self, r: int) -> Path:
+        return self.out / f"round-{r}.json"
+
+    def manifest(self, r: int) -> Optional[dict]:
+        path = self.manifest_path(r)
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+    def _write_manifest(self, r: int, doc: dict) -> None:
+        atomic_write(self.manifest_path(r), json.dumps(doc, indent=2, default=str) + "\n")
+
+    # ---- step 1: sampling -----------------------------------------------------------------------------------
+    def sample(self, set_: str, rnd: int, version: str, passages: list[Passage], k: int, seed0: int) -> dict[int, dict]:
+        """``k`` completions per passage from teacher ``version``, generated in fixed chunks (seed0 + chunk index)
+        and persisted; chunks already in samples.jsonl are not generated again."""
+        key = lambda p: (set_, rnd, p.index)  # noqa: E731
+        per = max(1, self.opts.gen_batch // k)
+        chunks = [passages[i: i + per] for i in range(0, len(passages), per)]
+        todo = [(c, ch) for c, ch in enumerate(chunks) if any(key(p) not in self.samples for p in ch)]
+        task = f"round {rnd}: self-edits" if set_ == "train" else f"held-out v{rnd}: self-edits"
+        for done, (c, chunk) in enumerate(todo):
+            self.emit(Progress(task, min(done * per, len(passages)), len(passages)))
+            model = self.teacher.generator(version)
+            tok = self.teacher.tokenizer
+            teacher = Teacher(TransformersBackend(model, tok), tok, dataclasses.replace(self.cfg.teacher),
+                              self.cfg.parse)
+            t0 = time.perf_counter()
+            edits = teacher.propose_many([(p.title, p.context) for p in chunk], k=k, family=self.family, seed=seed0 + c)
+            secs = (time.perf_counter() - t0) / len(chunk)
+            for p, es in zip(chunk, edits):
+                if key(p) not in self.samples:
+                    self._append(self.samples, "samples", {
+                        "set": set_, "round": rnd, "passage": p.index, "teacher": version, "family": self.family,
+                        "seed": seed0 + c, "seconds": secs, "prompt": es[0].prompt if es else "",
+                        "completions": [e.completion for e in es]})
+        if todo:
+            self.emit(Progress(task, len(passages), len(passages)))
+        return {p.index: self.samples.get(key(p)) for p in passages}
+
+    # ---- step 2: rewards ------------------------------------------------------------------------------------
+    def _texts(self, p: Passage, completion: str) -> list[str]:
+        return self_edit_from_completion(completion, p.title, p.context, self.family, self.cfg.parse).texts
+
+    def score(self, set_: str, rnd: int, sv: int, student_version: str, passages: list[Passage],
+              samples: dict[int, dict], k: int) -> None:
+        """Absorb every self-edit (and the passage-only baseline) for every seed; one evals.jsonl line each.
+
+        Candidates are evaluated in fixed chunks of ``group`` (baselines first, then the edits by passage, sample,
+        seed), so a resumed run batches them as an uninterrupted one would."""
+        units: list[tuple[dict, Candidate]] = []
+        for p in passages:
+            for s in self.seeds:
+                head = {"set": set_, "kind": "passage", "round": -1, "student": sv, "passage": p.index, "sample": -1,
+                        "seed": s}
+                units.append((head, self._candidate(head, [p.text], p, s)))
+        for p in passages:
+            for j, completion in enumerate(samples[p.index]["completions"][:k]):
+                texts = self._texts(p, completion)
+                for s in self.seeds:
+                    head = {"set": set_, "kind": "edit", "round": rnd, "student": sv, "passage": p.index, "sample": j,
+                            "seed": s}
+                    units.append((head, self._candidate(head, texts, p, s)))
+        g = self.opts.group
+        chunks = [units[i: i + g] for i in range(0, len(units), g)]
+        done = sum(1 for head, _ in units if eval_key(head) in self.evals)
+        task = f"round {rnd}: rewards" if set_ == "train" else f"held-out v{rnd}: evaluation"
+        if set_ == "train":
+            self._sweep_rewards(rnd, passages, k)
+        for chunk in chunks:
+            pending = [(h, c) for h, c in chunk if eval_key(h) not in self.evals]
+            if not pending:
+                continue
+            self.emit(Progress(task, done, len(units)))
+            model, tok = self.student.get(student_version)
+            results = evaluate(model, tok, [c for _, c in pending], self.cfg.lora, self.cfg.answer,
+                               engine=self.opts.engine, group=g)
+            for (head, cand), res in zip(pending, results):
+                self._append(self.evals, "evals", {
+                    **head, "texts": len(cand.texts), "accuracy": res.accuracy, "f1": res.f1, "em": res.em,
+                    "nll": res.nll, "steps": res.steps, "tokens": res.tokens, "seconds": res.seconds,
+                    "loss_last": res.losses[-1] if res.losses else None, "answers": res.answers})
+                done += 1
+                if set_ == "train":
+                    self._sweep_rewards(rnd, passages, k)
+        self.emit(Progress(task, len(units), len(units)))
+
+    def _candidate(self, head: dict, texts: list[str], p: Passage, seed: int) -> Candidate:
+        tag = ":".join(f"{k}{head[k]}" for k in ("set", "kind", "round", "student", "passage", "sample", "seed"))
+        return Candidate(texts, list(p.questions), list(p.golds), dataclasses.replace(self.cfg.train, seed=seed), tag)
+
+    def _scores(self, set_: str, kind: str, rnd: int, sv: int, p: int, j: int) -> dict[int, Score]:
+        found = {}
+        for s in self.seeds:
+            rec = self.evals.get((set_, kind, rnd, sv, p, j, s))
+            if rec is not None:
+                found[s] = Score.of(rec)
+        return found
+
+    def _sweep_rewards(self, rnd: int, passages: list[Passage], k: int) -> None:
+        """Append the reward of every self-edit whose seeds (and baselines) are all evaluated."""
+        sv = self._student_index(rnd - 1)
+        for p in passages:
+            base = self._scores("train", "passage", -1, sv, p.index, -1)
+            if len(base) < len(self.seeds):
+                continue
+            for j in range(k):
+                if (rnd, p.index, j) in self.rewards:
+                    continue
+                edit = self._scores("train", "edit", rnd, sv, p.index, j)
+                if len(edit) < len(self.seeds):
+                    continue
+                gains = seed_gains(edit, base, self.opts.reward)
+                self._append(self.rewards, "rewards", {
+                    "round": rnd, "passage": p.index, "sample": j, "reward": reward_of(edit, base, self.opts.reward),
+                    "gains": {str(s): g for s, g in gains.items()},
+                    "accuracy": _mean([e.accuracy for e in edit.values()]),
+                    "passage_accuracy": _mean([b.accuracy for b in base.values()])})
+
+    def _student_index(self, version_index: int) -> int:
+        return version_index if self.opts.self_mode else 0
+
+    # ---- step 3 + 4: keep, M-step ---------------------------------------------------------------------------
+    def kept_pairs(self, rnd: int, passages: list[Passage], samples: dict[int, dict], k: int) -> tuple[list, list]:
+        """(prompt, completion) pairs to train on and the (passage, sample) picks."""
+        pairs, picks = [], []
+        for p in passages:
+            rewards = [self.rewards.get((rnd, p.index, j))["reward"] for j in range(k)]
+            for j in keep(rewards, self.opts.keep):
+                rec = samples[p.index]
+                pairs.append((rec["prompt"], rec["completions"][j]))
+                picks.append({"passage": p.index, "sample": j, "reward": rewards[j]})
+        return pairs, picks
+
+    def m_step(self, rnd: int, prev: str, pairs: list, doc: dict) -> dict:
+        """Train the policy adapter (continuing ``prev``) on ``pairs``, save it as a new teacher version.
+
+        The chosen id is written to the manifest before training: a run killed after the save finds the adapter
+        and does not train it again; one killed before retrains under the same (never saved) id."""
+        if not pairs:
+            doc.update(status="trained", adapter=prev, trained=False, note="no self-edit with a positive reward: "
+                       "the teacher is unchanged this round")
+            self._write_manifest(rnd, doc)
+            return doc
+        adapter = doc.get("adapter_pending") or self.store.new_id("t")
+        if adapter not in self.store:
+            doc.update(status="training", adapter_pending=adapter)
+            self._write_manifest(rnd, doc)
+            model = self.teacher.attach(prev)
+            self.emit(Stage("train", f"round {rnd} teacher policy", total=None))
+            result = train_policy(model, self.teacher.tokenizer, pairs, self.policy,
+                                  on_step=lambda s, t, e, loss: self.emit(TrainStep(s, t, e, loss)))
+            self.store.save(model, adapter, {
+                "kind": "teacher-policy", "round": rnd, "parent": prev or None, "family": self.family,
+                "base_model": self.cfg.models.teacher, "self": self.opts.self_mode, "reward": self.opts.reward,
+                "keep": self.opts.keep, "policy": dataclasses.asdict(self.policy), "pairs": result.pairs,
+                "losses": result.losses, "reward_stats": doc.get("reward_stats"), "kept": doc.get("kept"),
+                "run": str(self.out), "train_titles": self.split.train_titles})
+            self.teacher.version = adapter  # the attached weights are now this version's
+            doc["policy_train"] = {"steps": result.steps, "pairs": result.pairs, "dropped": result.dropped,
+                                   "loss_first": result.losses[0] if result.losses else None,
+                                   "loss_last": result.losses[-1] if result.losses else None,
+                                   "seconds": result.seconds}
+        doc.update(status="trained", adapter=adapter, trained=True)
+        doc.pop("adapter_pending", None)
+        self._write_manifest(rnd, doc)
+        return doc
+
+    # ---- step 5: held-out -----------------------------------------------------------------------------------
+    def heldout(self, v: int, version: str) -> Optional[dict]:
+        """Teacher ``version`` (after round v) on the quick held-out passages: 1 self-edit each, S seeds."""
+        quick = self.split.quick
+        if not quick:
+            return None
+        samples = self.sample("heldout", v, version, quick, 1, self.cfg.teacher.seed + HELDOUT_SEED)
+        sv = self._student_index(v)
+        self.score("heldout", v, sv, version, quick, samples, 1)
+        edits = [self.evals.get(("heldout", "edit", v, sv, p.index, 0, s)) for p in quick for s in self.seeds]
+        base = [self.evals.get(("heldout", "passage", -1, sv, p.index, -1, s)) for p in quick for s in self.seeds]
+        acc, pacc = _mean([r["accuracy"] for r in edits]), _mean([r["accuracy"] for r in base])
+        return {"passages": len(quick), "questions": sum(len(p.questions) for p in quick),
+                "accuracy": acc, "passage_accuracy": pacc, "gain": acc - pacc,
+                "f1": _mean([r["f1"] for r in edits]), "nll": _mean([r["nll"] for r in edits]),
+                "passage_nll": _mean([r["nll"] for r in base])}
+
+    # ---- the loop -------------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        if self.split is None:
+            self.prepare()
+        started = time.time()
+        o = self.opts
+        train, k = self.split.train, o.samples
+        summaries = []
+        if self.split.quick:
+            doc = self.manifest(0)
+            if doc is None or "heldout" not in doc:
+                doc = {"round": 0, "status": "done", "adapter": "", "heldout": self.heldout(0, "")}
+                self._write_manifest(0, doc)
+            summaries.append(doc)
+            self._say(doc)
+        prev = ""
+        for rnd in range(1, o.rounds + 1):
+            doc = self.manifest(rnd) or {"round": rnd, "status": "sampling", "teacher": prev}
+            if doc["status"] != "done":
+                doc = self._round(rnd, prev, doc)
+            summaries.append(doc)
+            self._say(doc)
+            prev = doc["adapter"]
+        self.teacher.detach()
+        result = {"out": str(self.out), "teacher": prev, "rounds": summaries,
+                  "split": {"train_titles": self.split.train_titles, "train_passages": len(train),
+                            "heldout_titles": len(self.split.heldout_titles), "heldout_passages": len(self.split.heldout),
+                            "quick_eval_passages": len(self.split.quick), "heldout_file": str(self.out / "heldout.json")},
+                  "settings": {"rounds": o.rounds, "passages": o.passages, "samples": k, "seeds": self.seeds,
+                               "reward": o.reward, "keep": o.keep, "self": o.self_mode, "family": self.family,
+                               "engine": o.engine, "group": o.group, "config": self.cfg.to_dict()},
+                  "seconds_this_invocation": time.time() - started}
+        atomic_write(self.out / "results.json", json.dumps(result, indent=2, default=str) + "\n")
+        return result
+
+    def _round(self, rnd: int, prev: str, doc: dict) -> dict:
+        train, k = self.split.train, self.opts.samples
+        t0 = time.perf_counter()
+        if doc["status"] in ("sampling", "training"):
+            samples = self.sample("train", rnd, prev, train, k, self.cfg.teacher.seed + 1000 * rnd)
+            if doc["status"] == "sampling":
+                self.score("train", rnd, self._student_index(rnd - 1), prev, train, samples, k)
+            rewards = [self.rewards.get((rnd, p.index, j))["reward"] for p in train for j in range(k)]
+            pairs, picks = self.kept_pairs(rnd, train, samples, k)
+            doc.update(reward_stats=stats(rewards), kept=len(picks),
+                       passages_kept=len({x["passage"] for x in picks}), passages=len(train), picks=picks,
+                       mean_accuracy=_mean([r["accuracy"] for r in self._round_rewards(rnd)]),
+                       passage_accuracy=_mean([r["passage_accuracy"] for r in self._round_rewards(rnd)]))
+            doc = self.m_step(rnd, prev, pairs, doc)
+        if self.split.quick and "heldout" not in doc:
+            doc["heldout"] = self.heldout(rnd, doc["adapter"])
+        doc["status"] = "done"
+        doc["seconds"] = doc.get("seconds", 0.0) + time.perf_counter() - t0
+        self._write_manifest(rnd, doc)
+        return doc
+
+    def _round_rewards(self, rnd: int) -> list[dict]:
+        return [r for r in self.rewards if r["round"] == rnd]
+
+    def _say(self, doc: dict) -> None:
+        self.emit(Message("info", round_line(doc)))
+
+
+def round_line(doc: dict) -> str:
+    """One line per round: reward mean/max, fraction kept, the new version, held-out accuracy."""
+    parts = [f"round {doc['round']}"]
+    if doc["round"] > 0:
+        st = doc.get("reward_stats") or {}
+        parts.append(f"reward mean {_f(st.get('mean'))} max {_f(st.get('max'))} over {st.get('n', 0)} self-edits")
+        parts.append(f"kept {doc.get('kept', 0)} ({doc.get('passages_kept', 0)}/{doc.get('passages', 0)} passages)")
+        parts.append(f"teacher {doc.get('adapter') or 'base'}{'' if doc.get('trained', True) else ' (unchanged)'}")
+    else:
+        parts.append("untrained teacher")
+    h = doc.get("heldout")
+    if h:
+        parts.append(f"held-out acc {h['accuracy']:.3f} vs passage-only {h['passage_accuracy']:.3f} "
+                     f"({h['passages']} passages)")
+    return ", ".join(parts)
+
+
+def _mean(xs) -> float:
+    xs = [float(x) for x in xs if x is not None and not math.isnan(float(x))]
+    return sum(xs) / len(xs) if xs else math.nan
+
+
+def _f(x) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.3f}"
+
+
+__all__ = ["Restem", "RestemOptions", "round_line", "teacher_store"]

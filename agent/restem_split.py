@@ -1,0 +1,80 @@
+"""ReST-EM's data: training passages and held-out evaluation passages, split by title.
+
+The teacher trains on passages of some SQuAD titles and is evaluated on passages of other titles only, so no
+held-out passage (nor another paragraph of the same article) is ever seen in training. The default training file
+``agent/data/squad/restem_train.json`` holds six titles chosen to overlap little with the 175 reference passages
+(``passages.json``): those minus the training titles (167 passages) are the held-out set.
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from .benchmarks.squad import SHIPPED, Passage, load_passages
+from .errors import BadInput
+
+TRAIN_DATA = SHIPPED / "restem_train.json"
+HELDOUT_DATA = SHIPPED / "passages.json"
+
+
+@dataclass
+class Split:
+    train: list[Passage]          # the training passages used (in order)
+    heldout: list[Passage]        # every held-out passage (for `bench knowledge --data heldout.json`)
+    quick: list[Passage]          # the ones the per-round held-out evaluation uses
+    train_titles: list[str]       # every title of the training pool (excluded from held-out)
+    heldout_titles: list[str]
+
+    def describe(self, data: Path, eval_data: Path) -> dict:
+        return {
+            "data": str(data), "eval_data": str(eval_data),
+            "train_titles": self.train_titles, "train_passages": [p.index for p in self.train],
+            "train_passage_titles": sorted({p.title for p in self.train}),
+            "heldout_titles": self.heldout_titles, "heldout_passages": [p.index for p in self.heldout],
+            "quick_eval_passages": [p.index for p in self.quick],
+        }
+
+
+def _shuffled(items: list[Passage], seed: int) -> list[Passage]:
+    out = list(items)
+    random.Random(seed).shuffle(out)
+    return out
+
+
+def make_split(data: Path, eval_data: Path, n_train: int, eval_titles: Sequence[str] = (), n_quick: int = 0,
+               seed: int = 0) -> Split:
+    """Training pool = ``data`` minus ``eval_titles``; ``n_train`` of them (a seeded shuffle, so several titles
+    are drawn). Held-out = ``eval_data`` passages whose title is not in the training pool (and is one of
+    ``eval_titles`` when given) and whose text is not a training text; ``n_quick`` of them for the per-round
+    evaluation (a seeded shuffle)."""
+    reserved = {t.strip() for t in eval_titles if t.strip()}
+    pool = [p for p in load_passages(data) if p.title not in reserved]
+    if not pool:
+        raise BadInput(f"{data}: no training passages left after removing --eval-titles")
+    if n_train < 1 or n_train > len(pool):
+        raise BadInput(f"--passages {n_train}: the training pool of {data} has {len(pool)} passages")
+    train_titles = sorted({p.title for p in pool})
+    contexts = {p.context for p in pool}
+    every = load_passages(eval_data)
+    if reserved:
+        unknown = reserved - {p.title for p in every}
+        if unknown:
+            raise BadInput(f"--eval-titles: {eval_data} has no passages titled {', '.join(sorted(unknown))}")
+    heldout = [p for p in every if p.title not in train_titles and p.context not in contexts
+               and (not reserved or p.title in reserved)]
+    if n_quick > len(heldout):
+        raise BadInput(f"--eval-passages {n_quick}: only {len(heldout)} held-out passages "
+                       f"(titles of {eval_data} that are not training titles)")
+    return Split(train=_shuffled(pool, seed)[:n_train], heldout=heldout,
+                 quick=_shuffled(heldout, seed + 1)[:n_quick], train_titles=train_titles,
+                 heldout_titles=sorted({p.title for p in heldout}))
+
+
+def squad_json(passages: Sequence[Passage]) -> str:
+    """Passages back in SQuAD/SEAL format (what `bench knowledge --data` reads)."""
+    return json.dumps([{"title": p.title, "context": p.context,
+                        "questions": [{"question": q, "answer": a} for q, a in zip(p.questions, p.golds)]}
+                       for p in passages], ensure_ascii=False, indent=1) + "\n"

@@ -1,0 +1,230 @@
+"""ReST-EM (agent/restem.py, teacher/policy.py): rewards, keep rule, completion-only SFT, resume, exported versions."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from peft import PeftModel
+
+from agent.config import Config
+from agent.restem import Restem, RestemOptions
+from agent.restem_reward import Score, keep, reward_of, seed_gains
+from student.adapters import AdapterStore
+from student.config import AnswerSettings, LoraSettings, TrainSettings
+from student.innerloop import CandidateResult
+from teacher.config import PolicySettings
+from teacher.policy import IGNORE_INDEX, attach_policy, completion_loss, encode_pair, encode_pairs, train_policy
+
+from .conftest import make_tiny_model, make_tiny_tokenizer
+
+
+def _result(acc: float, f1: float = 0.0, nll: float = 1.0) -> CandidateResult:
+    return CandidateResult(tag="", answers=[], grades=[], accuracy=acc, f1=f1, em=0.0, nll=nll, losses=[], steps=0,
+                           tokens=0, seconds=0.0)
+
+
+# ---- rewards and keep rule ----------------------------------------------------------------------------------------
+def test_reward_is_the_mean_paired_gain_over_seeds():
+    edit = {0: _result(0.6, 0.5, 2.0), 1: _result(0.2, 0.1, 3.0)}
+    passage = {0: _result(0.4, 0.5, 2.5), 1: _result(0.4, 0.3, 2.0), 2: _result(1.0, 1.0, 0.1)}  # seed 2: unused
+    assert seed_gains(edit, passage, "contains") == pytest.approx({0: 0.2, 1: -0.2})
+    assert reward_of(edit, passage, "contains") == pytest.approx(0.0)
+    assert reward_of(edit, passage, "f1") == pytest.approx((0.0 - 0.2) / 2)
+    # loglik: decrease of the gold-answer NLL vs passage-only, same seed: (2.5 - 2.0 + 2.0 - 3.0) / 2
+    assert reward_of(edit, passage, "loglik") == pytest.approx(-0.25)
+    # pairing is by seed, not by position
+    assert reward_of({1: _result(0.8)}, {0: _result(0.0), 1: _result(0.6)}, "contains") == pytest.approx(0.2)
+    with pytest.raises(KeyError):
+        reward_of({3: _result(1.0)}, {0: _result(0.0)}, "contains")
+    assert math.isnan(reward_of({0: _result(0.5, nll=math.nan)}, {0: _result(0.5)}, "loglik"))
+    # records read back from the log score the same as the results
+    rec = {"accuracy": 0.6, "f1": 0.5, "em": 0.0, "nll": 2.0}
+    assert reward_of({0: Score.of(rec)}, {0: _result(0.4, 0.5, 2.5)}, "loglik") == pytest.approx(0.5)
+
+
+def test_keep_rule():
+    assert keep([0.1, 0.3, -0.2, 0.3], "best") == [1]  # highest, first on ties
+    assert keep([0.1, 0.3, -0.2, 0.3], "positive") == [0, 1, 3]
+    assert keep([0.0, -0.1, math.nan], "best") == []  # never keep an edit no better than the passage
+    assert keep([0.0, -0.1, math.nan], "positive") == []
+    assert keep([math.nan, 0.05], "best") == [1]
+    with pytest.raises(ValueError):
+        keep([1.0], "all")
+
+
+# ---- the M-step's loss ------------------------------------------------------------------------------------------
+def test_completion_only_masking_and_loss(tiny_tokenizer, tiny_model):
+    prompt, completion = "<|user|>Read this.<eos><|assistant|>Implications:\n", "The sky is blue."
+    ids, labels = encode_pair(tiny_tokenizer, prompt, completion, max_len=256)
+    n_prompt = len(tiny_tokenizer(prompt)["input_ids"])
+    assert labels[:n_prompt] == [IGNORE_INDEX] * n_prompt
+    assert labels[n_prompt:] == ids[n_prompt:] and ids[-1] == tiny_tokenizer.eos_token_id
+    assert tiny_tokenizer.decode(ids[n_prompt:-1]) == completion
+
+    pairs = [(prompt, completion), ("Q: short", "a much longer completion than the other one")]
+    batch = encode_pairs(tiny_tokenizer, pairs, max_len=256)
+    assert ((batch["labels"] != IGNORE_INDEX) <= (batch["attention_mask"] == 1)).all()  # padding is -100
+    loss, count = completion_loss(tiny_model, batch)
+
+    # by hand: each sequence alone, unpadded, NLL of its completion tokens only
+    total, n = 0.0, 0
+    for p, c in pairs:
+        seq, lab = encode_pair(tiny_tokenizer, p, c, 256)
+        start = len(seq) - sum(1 for x in lab if x != IGNORE_INDEX)
+        with torch.no_grad():
+            logits = tiny_model(input_ids=torch.tensor([seq])).logits[0]
+        targets = torch.tensor(seq[start:])
+        total += float(F.cross_entropy(logits[start - 1: -1], targets, reduction="sum"))
+        n += len(targets)
+    assert count == n
+    assert float(loss.detach()) == pytest.approx(total / n, rel=1e-5)
+
+    # a prompt that leaves no room for the completion is dropped; the completion is cut to fit
+    assert encode_pair(tiny_tokenizer, prompt, completion, max_len=n_prompt) is None
+    assert len(encode_pair(tiny_tokenizer, prompt, completion, max_len=n_prompt + 3)[0]) == n_prompt + 3
+
+
+def test_policy_training_lowers_the_completion_loss(tiny_tokenizer, tiny_model):
+    model = attach_policy(tiny_model, PolicySettings(r=4, alpha=8, lr=1e-2, epochs=8, batch_size=2))
+    pairs = [("Passage: Paris.\nImplications:\n", "Paris is in France."), ("Passage: Rome.\nImplications:\n", "Rome.")]
+    batch = encode_pairs(tiny_tokenizer, pairs, 128)
+    with torch.no_grad():
+        before = float(completion_loss(model, batch)[0])
+    result = train_policy(model, tiny_tokenizer, pairs, PolicySettings(r=4, alpha=8, lr=1e-2, epochs=8, batch_size=2))
+    assert result.steps == 8 and result.pairs == 2 and not model.training
+    with torch.no_grad():
+        assert float(completion_loss(model, batch)[0]) < before
+
+
+# ---- the loop ---------------------------------------------------------------------------------------------------
+PASSAGES = [
+    {"title": "Alpha", "context": "Alpha town has a red bridge built in 1901.",
+     "questions": [{"question": "What colour is the bridge?", "answer": "red"}]},
+    {"title": "Beta", "context": "Beta river flows north into the cold sea.",
+     "questions": [{"question": "Where does Beta river flow?", "answer": "north"}]},
+    {"title": "Gamma", "context": "Gamma hill hosts an old observatory.",
+     "questions": [{"question": "What is on Gamma hill?", "answer": "an observatory"}]},
+]
+
+
+def _setup(tmp_path, **opts):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    data = tmp_path / "train.json"
+    data.write_text(json.dumps(PASSAGES[:2]))
+    held = tmp_path / "held.json"
+    held.write_text(json.dumps(PASSAGES))  # Alpha and Beta are training titles: only Gamma is held out
+    cfg = Config(home=tmp_path / "home")
+    cfg.teacher.max_new_tokens = 16
+    cfg.train = TrainSettings(lr=3e-3, epochs=2, batch_size=4, max_len=64)
+    cfg.lora = LoraSettings(r=4, alpha=8)
+    cfg.answer = AnswerSettings(max_new_tokens=4, batch_size=4)
+    cfg.policy = PolicySettings(r=4, alpha=8, lr=1e-2, epochs=2, batch_size=2, max_len=256)
+    tok = make_tiny_tokenizer()
+    options = dict(data=data, eval_data=held, rounds=2, passages=2, samples=2, seeds=2, reward="loglik",
+                   keep="positive", eval_passages=1, out=tmp_path / "run", group=3)
+    options.update(opts)
+    return cfg, RestemOptions(**options), (lambda: (make_tiny_model(tok, seed=1), tok)), \
+        (lambda: (make_tiny_model(tok, seed=2), tok))
+
+
+def _stable(path):
+    """Log lines without wall times."""
+    drop = {"seconds", "teacher"}  # wall times; version ids are unique per store
+    return [{k: v for k, v in json.loads(line).items() if k not in drop} for line in path.read_text().splitlines()]
+
+
+def _assert_same(a, b):
+    """Equal, floats within tolerance: a resumed batch may group candidates differently (float reduction order)."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _assert_same(a[k], b[k])
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _assert_same(x, y)
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=1e-4, abs=1e-6, nan_ok=True)
+    else:
+        assert a == b
+
+
+class Kill(Exception):
+    pass
+
+
+def test_resume_after_a_kill_gives_the_same_run(tmp_path):
+    cfg, opts, load_teacher, load_student = _setup(tmp_path / "a")
+    full = Restem(cfg, opts, load_teacher=load_teacher, load_student=load_student).prepare().run()
+    assert [r["round"] for r in full["rounds"]] == [0, 1, 2]
+    assert full["split"]["heldout_passages"] == 1  # Gamma only
+    r1, r2 = full["rounds"][1], full["rounds"][2]
+    assert r1["trained"] and r2["trained"] and r2["teacher"] == r1["adapter"] != r2["adapter"] == full["teacher"]
+    assert AdapterStore(cfg.home / "adapters" / "teacher").meta(r2["adapter"])["parent"] == r1["adapter"]
+
+    cfg2, opts2, lt2, ls2 = _setup(tmp_path / "b")
+    seen = {"rewards": 0}
+
+    def killer(log, _rec):
+        if log == "rewards":
+            seen["rewards"] += 1
+            if seen["rewards"] == 3:  # round 1, second passage, first sample: mid-round
+                raise Kill()
+
+    with pytest.raises(Kill):
+        Restem(cfg2, opts2, load_teacher=lt2, load_student=ls2, on_record=killer).prepare().run()
+
+    def kill_after_mstep(log, rec):  # round 1's policy is saved; die in its held-out evaluation
+        if log == "evals" and rec["set"] == "heldout" and rec["round"] == 1:
+            raise Kill()
+
+    with pytest.raises(Kill):
+        Restem(cfg2, opts2, load_teacher=lt2, load_student=ls2, on_record=kill_after_mstep).prepare().run()
+    assert json.loads((opts2.out / "round-1.json").read_text())["status"] == "trained"
+    evals_before = len((opts2.out / "evals.jsonl").read_text().splitlines())
+    counted = {"evals": 0, "samples": 0}
+
+    def count(log, _rec):
+        counted[log] = counted.get(log, 0) + 1
+
+    resumed = Restem(cfg2, opts2, load_teacher=lt2, load_student=ls2, on_record=count).prepare().run()
+    evals_total = len((opts2.out / "evals.jsonl").read_text().splitlines())
+    assert counted["evals"] == evals_total - evals_before  # nothing evaluated twice
+    for name in ("rewards.jsonl", "evals.jsonl", "samples.jsonl"):
+        _assert_same(_stable(opts.out / name), _stable(opts2.out / name))
+    for a, b in zip(full["rounds"], resumed["rounds"]):
+        assert a.get("picks") == b.get("picks")
+        assert a.get("kept") == b.get("kept")
+    assert len(AdapterStore(cfg2.home / "adapters" / "teacher").ids()) == 2  # round 1 was not trained twice
+    # a re-run of a finished run does nothing
+    again = {"n": 0}
+    Restem(cfg2, opts2, load_teacher=lt2, load_student=ls2,
+           on_record=lambda *_: again.__setitem__("n", again["n"] + 1)).prepare().run()
+    assert again["n"] == 0
+    # other settings in the same folder are refused
+    with pytest.raises(Exception, match="other settings"):
+        Restem(cfg2, RestemOptions(**{**opts2.__dict__, "samples": 3}), load_teacher=lt2,
+               load_student=ls2).prepare()
+
+
+def test_exported_version_loads_with_peft_and_changes_generation(tmp_path):
+    cfg, opts, load_teacher, load_student = _setup(tmp_path, rounds=1, eval_passages=0)
+    doc = Restem(cfg, opts, load_teacher=load_teacher, load_student=load_student).prepare().run()
+    rnd = doc["rounds"][-1]
+    assert rnd["trained"] and rnd["kept"] > 0, rnd
+    store = AdapterStore(cfg.home / "adapters" / "teacher")
+    version = doc["teacher"]
+    assert store.ids() == [version] and store.meta(version)["round"] == 1
+    assert (store.path(version) / "adapter_model.safetensors").is_file()
+
+    base, tok = load_teacher()
+    ids = tok("Passage: Alpha\nImplications:\n", return_tensors="pt")["input_ids"]
+    kw = dict(max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id)
+    with torch.no_grad():
+        before = base.generate(ids, **kw)
+        peft = PeftModel.from_pretrained(base, str(store.path(version))).eval()
+        after = peft.generate(input_ids=ids, **kw)
+    assert not torch.equal(before, after)
