@@ -7,7 +7,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import List, Optional
 
-import click
 import typer
 from rich.table import Table
 
@@ -205,19 +204,24 @@ _register_subcommands()
 
 
 def main(argv: list[str] | None = None) -> None:
+    # typer 0.29 vendors click as typer._click; older typers use click itself
+    try:
+        from typer._click import exceptions as cx
+    except ImportError:  # pragma: no cover
+        from click import exceptions as cx
     cmd = typer.main.get_command(app)
     try:
         code = cmd.main(args=argv, prog_name="seal-agent", standalone_mode=False)
-    except click.exceptions.UsageError as e:
-        print(f"error: {e.format_message()}", file=sys.stderr)
+    except cx.UsageError as e:
+        print(f"error: {' '.join(e.format_message().split())}", file=sys.stderr)
         sys.exit(2)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         print("error: interrupted; nothing was committed for the edit in progress", file=sys.stderr)
         sys.exit(130)
     except SealError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         sys.exit(e.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
 

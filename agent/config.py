@@ -81,9 +81,11 @@ def default_home() -> Path:
     return Path(os.environ.get("SEAL_AGENT_HOME", "~/.seal-agent")).expanduser()
 
 
-def _coerce(current: Any, raw: Any, key: str) -> Any:
+def _coerce(current: Any, raw: Any, key: str, annotation: str = "") -> Any:
     if not isinstance(raw, str):
         return raw
+    if "," in raw and ("Sequence" in annotation or "list" in annotation):
+        return [x.strip() for x in raw.split(",") if x.strip()]
     try:
         if isinstance(current, bool):
             if raw.lower() in ("1", "true", "yes", "on"):
@@ -113,10 +115,10 @@ def apply(cfg: Config, dotted: str, value: Any) -> None:
     if section not in sections or not key:
         raise BadInput(f"unknown config key {dotted!r} (sections: {', '.join(sections)})")
     obj = sections[section]
-    names = {f.name for f in dataclasses.fields(obj)}
-    if key not in names:
-        raise BadInput(f"unknown config key {dotted!r} (keys: {', '.join(sorted(names))})")
-    setattr(obj, key, _coerce(getattr(obj, key), value, dotted))
+    fields = {f.name: str(f.type) for f in dataclasses.fields(obj)}
+    if key not in fields:
+        raise BadInput(f"unknown config key {dotted!r} (keys: {', '.join(sorted(fields))})")
+    setattr(obj, key, _coerce(getattr(obj, key), value, dotted, fields[key]))
 
 
 def load_config(home: Path | None = None, overrides: list[str] | None = None) -> Config:

@@ -23,7 +23,8 @@ class Document:
 
     @property
     def doc_id(self) -> str:
-        return "d-" + hashlib.sha256(f"{self.title}\n{self.text}".encode()).hexdigest()[:12]
+        """Content identity: the same text under another file name or title is the same document."""
+        return "d-" + hashlib.sha256(" ".join(self.text.split()).encode()).hexdigest()[:12]
 
 
 def _read_text(path: Path, max_bytes: int) -> str:

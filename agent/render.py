@@ -20,12 +20,11 @@ class RichRenderer:
         self.started = False
 
     def __enter__(self):
-        self.progress.start()
-        self.started = True
         return self
 
     def __exit__(self, *exc):
-        self.progress.stop()
+        if self.started:  # started on the first event, so an early refusal prints nothing but its one line
+            self.progress.stop()
 
     def _task(self, key: str, description: str, total: int | None) -> int:
         if key in self.tasks:
@@ -36,6 +35,9 @@ class RichRenderer:
 
     def __call__(self, event: ev.Event) -> None:
         p = self.progress
+        if not self.started:
+            p.start()
+            self.started = True
         if isinstance(event, ev.Stage):
             if event.name in ("generate", "train", "probe", "bench"):
                 self._task(event.name, f"{event.name} {event.detail}"[:60], event.total)

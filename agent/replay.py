@@ -50,7 +50,9 @@ def draw(buffer: Sequence[str], n: int, seed: int) -> list[str]:
 
 def replay_texts(strategy: str, stream: Sequence[str], capacity: int, ratio: float, n_new: int,
                  seed: int) -> list[str]:
-    """Texts to mix into an update of n_new new texts: none, reservoir samples, or (mixed) half general text."""
+    """Texts to mix into an update of n_new new texts: none, reservoir samples, or (mixed) reservoir samples and
+    general text, half and half (the larger half to the buffer; at least one general text, so that a one-text
+    update still gets both, and the first update, with an empty buffer, gets general text only)."""
     if strategy == "none" or ratio <= 0:
         return []
     n = max(1, round(ratio * n_new))
@@ -59,6 +61,6 @@ def replay_texts(strategy: str, stream: Sequence[str], capacity: int, ratio: flo
         return draw(buffer, n, seed)
     if strategy == "mixed":
         general = general_texts()
-        half = n // 2 if buffer else 0
-        return draw(buffer, half, seed) + draw(general, n - half, seed + 1)
+        half = (n + 1) // 2 if buffer else 0
+        return draw(buffer, half, seed) + draw(general, max(1, n - half), seed + 1)
     raise ValueError(f"unknown replay strategy {strategy!r} (none, reservoir, mixed)")

@@ -67,3 +67,41 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
 @pytest.fixture
 def tiny_model(tiny_tokenizer) -> LlamaForCausalLM:
     return make_tiny_model(tiny_tokenizer)
+
+
+def tiny_config(home, **sections):
+    """An agent Config for tiny models: fast settings; sections override fields, e.g. train={"epochs": 1}."""
+    from agent.config import load_config
+    from dataclasses import replace
+    cfg = load_config(home)
+    cfg.teacher.max_new_tokens = 24
+    cfg.answer = replace(cfg.answer, max_new_tokens=8)
+    cfg.lora = replace(cfg.lora, r=4, alpha=8)
+    cfg.train = replace(cfg.train, epochs=2, batch_size=4, max_len=96, lr=1e-2)
+    cfg.ingest.retention_probes = 8
+    for name, values in sections.items():
+        for key, value in values.items():
+            setattr(getattr(cfg, name), key, value)
+    return cfg
+
+
+def make_tiny_agent(home, cfg=None, seed: int = 0):
+    """An Agent on a temp home whose student and teacher are tiny random models (no model files loaded)."""
+    from agent.core import Agent
+    from student.student import Student
+    from teacher.backend import TransformersBackend
+    from teacher.selfedit import Teacher
+    cfg = cfg or tiny_config(home)
+    tok = make_tiny_tokenizer()
+    student = Student(make_tiny_model(tok, seed), tok, cfg.lora, cfg.answer)
+    teacher_tok = make_tiny_tokenizer()
+    teacher = Teacher(TransformersBackend(make_tiny_model(teacher_tok, seed + 1), teacher_tok), teacher_tok,
+                      cfg.teacher, cfg.parse)
+    return Agent(cfg, student=student, teacher=teacher)
+
+
+@pytest.fixture
+def tiny_agent(tmp_path):
+    agent = make_tiny_agent(tmp_path / "home")
+    yield agent
+    agent.close()

@@ -100,6 +100,7 @@ class KnowledgeBench:
         self.formats: list[str] = []
         self.seeds: list[int] = []
         self.gen_seconds: dict[str, float] = {}
+        self.digest = ""
         self._teacher_store = None
 
     # ---- setup ------------------------------------------------------------------------------------------------
@@ -170,7 +171,8 @@ class KnowledgeBench:
         model, tok = load_model(self.cfg.models.teacher, self.cfg.home, self.cfg.models)
         if adapter_id:
             from peft import PeftModel
-            model = PeftModel.from_pretrained(model, str(self._teacher_adapters().path(adapter_id))).eval()
+            folder = self._teacher_adapters().weights_file(adapter_id).parent  # peft nests non-default names
+            model = PeftModel.from_pretrained(model, str(folder)).eval()
         return model, tok
 
     # ---- teacher self-edits -------------------------------------------------------------------------------------
@@ -186,33 +188,42 @@ class KnowledgeBench:
         cache = JsonlLog(self.out / "selfedits.jsonl", lambda r: (r["condition"], r["passage"]))
         k = self.opts.k or self.cfg.teacher.samples
         chunk = max(1, 16 // k)
-        for cond in teacher_conds:
+        loaded: dict[str, Teacher] = {}  # one teacher model at a time, kept across conditions that share it
+
+        def teacher_for(adapter: str) -> Teacher:
+            if adapter not in loaded:
+                loaded.clear()
+                _free_memory()
+                self.emit(Stage("load", f"teacher model ({self.cfg.models.teacher}{' + ' + adapter if adapter else ''})"))
+                model, tok = self.load_teacher(adapter)
+                loaded[adapter] = Teacher(TransformersBackend(model, tok), tok, self.cfg.teacher, self.cfg.parse)
+            return loaded[adapter]
+
+        for cond in sorted(teacher_conds, key=lambda c: c.adapter):
             def cached(p: Passage) -> bool:
                 rec = cache.get((cond.name, p.index))
                 return rec is not None and len(rec["completions"]) >= k
             todo = [c for c in range(0, len(self.passages), chunk)
                     if not all(cached(p) for p in self.passages[c: c + chunk])]
+            task = f"self-edits {cond.name}"
+            for done, start in enumerate(todo):
+                group = self.passages[start: start + chunk]
+                self.emit(Progress(task, done, len(todo), f"passages {start}-{start + len(group) - 1}"))
+                t0 = time.perf_counter()
+                edits = teacher_for(cond.adapter).propose_many([(p.title, p.context) for p in group], k=k,
+                                                               family=cond.family, seed=self.cfg.teacher.seed + start // chunk)
+                secs = (time.perf_counter() - t0) / len(group)
+                for p, es in zip(group, edits):
+                    if not cached(p):
+                        cache.append({"condition": cond.name, "passage": p.index, "family": cond.family,
+                                      "seconds": secs, "completions": [e.completion for e in es]})
             if todo:
-                self.emit(Stage("load", f"teacher model ({self.cfg.models.teacher}{' + ' + cond.adapter if cond.adapter else ''})"))
-                model, tok = self.load_teacher(cond.adapter)
-                teacher = Teacher(TransformersBackend(model, tok), tok, self.cfg.teacher, self.cfg.parse)
-                for done, start in enumerate(todo):
-                    group = self.passages[start: start + chunk]
-                    self.emit(Progress(f"self-edits {cond.name}", done, len(todo), f"passages {start}-{start + len(group) - 1}"))
-                    t0 = time.perf_counter()
-                    edits = teacher.propose_many([(p.title, p.context) for p in group], k=k, family=cond.family,
-                                                 seed=self.cfg.teacher.seed + start // chunk)
-                    secs = (time.perf_counter() - t0) / len(group)
-                    for p, es in zip(group, edits):
-                        if not cached(p):
-                            cache.append({"condition": cond.name, "passage": p.index, "family": cond.family,
-                                          "seconds": secs, "completions": [e.completion for e in es]})
-                self.emit(Progress(f"self-edits {cond.name}", len(todo), len(todo)))
-                del teacher, model
-                _free_memory()
+                self.emit(Progress(task, len(todo), len(todo)))
             recs = [cache.get((cond.name, p.index)) for p in self.passages]
             self.completions[cond.name] = [r["completions"][:k] for r in recs]
             self.gen_seconds[cond.name] = sum(r.get("seconds", 0.0) for r in recs) / len(recs)
+        loaded.clear()
+        _free_memory()
 
     # ---- units --------------------------------------------------------------------------------------------------
     def _texts(self, cond: Condition) -> list[list[list[str]]]:
@@ -287,7 +298,8 @@ class KnowledgeBench:
                     cands = [c for u in batch for c in u.candidates]
                     self.emit(Progress("knowledge", done, len(units), f"{batch[0].condition.name} p{batch[0].passage}"))
                     t0 = time.perf_counter()
-                    results = evaluate(model, tok, cands, self.cfg.lora, answer, engine=engine, group=self.opts.group)
+                    results = evaluate(model, tok, cands, self.cfg.lora, answer, engine=engine, group=self.opts.group,
+                                       on_progress=lambda d, t: self.emit(Progress("self-edits evaluated", d, t)))
                     wall = time.perf_counter() - t0
                     at = 0
                     for u in batch:

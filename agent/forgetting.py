@@ -1,0 +1,331 @@
+"""The forgetting sweep: the student absorbs T documents in order and, after every step, answers every document's
+questions (future ones included), giving the full matrix R of DESIGN.md §2 for each replay strategy and update
+mode, over several seeded orders.
+
+Update modes: ``continue`` keeps training one knowledge adapter (what ingest does); ``merge`` is SEAL's
+sequential setting: after each edit the LoRA delta is added to the base weights in place and a fresh adapter
+starts. The base weights are restored from a snapshot before every run, so runs never contaminate each other.
+Replay: agent.replay (reservoir over the texts absorbed so far in the run; ``mixed`` adds the shipped general
+text). General-ability drift: perplexity on agent/data/general_eval.txt (never trained on) after every step.
+
+Outputs in ``out``: run.json (settings; a re-run with other settings is refused), runs.jsonl (one line per
+strategy and run, appended as they finish; a re-run skips finished ones), results.json, table.md, PNG plots.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from .benchmarks.runlog import JsonlLog, check_run_file
+from .benchmarks.squad import DATA_REF, DEFAULT_DATA, Passage, data_digest, load_passages, load_reference
+from .config import Config
+from .errors import BadInput
+from .events import Emit, Message, Progress, Stage, TrainStep, ignore
+from .replay import replay_texts
+
+REPLAYS = ("none", "reservoir", "mixed")
+UPDATES = ("continue", "merge")
+DATA_DIR = Path(__file__).parent / "data"
+Loader = Callable[[], tuple[Any, Any]]
+
+
+def general_eval_texts() -> list[str]:
+    """The perplexity set (agent/data/general_eval.txt, blank-line separated paragraphs; never trained on)."""
+    path = DATA_DIR / "general_eval.txt"
+    return [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+
+
+def default_data() -> Path:
+    """SEAL's reference passages shipped for the knowledge benchmark, else the shared SQuAD dev file."""
+    shared = Path("/work/shared/data/squad/squad_dev.json")
+    return DEFAULT_DATA if DEFAULT_DATA.is_file() or not shared.is_file() else shared
+
+
+def _split(value: str | Sequence[str], allowed: Sequence[str], flag: str) -> tuple[str, ...]:
+    items = [x.strip() for x in (value.split(",") if isinstance(value, str) else value) if x.strip()]
+    bad = [x for x in items if x not in allowed]
+    if bad or not items:
+        raise BadInput(f"{flag} {','.join(items) or '(empty)'}: choose from {', '.join(allowed)}")
+    return tuple(dict.fromkeys(items))
+
+
+@dataclass
+class SweepOptions:
+    data: Optional[Path] = None                 # None = default_data()
+    docs: int = 8                               # T
+    runs: int = 1                               # orders (seeded shuffles)
+    replay: str | Sequence[str] = REPLAYS
+    ratio: Optional[float] = None               # replay texts per new text; None = config replay.ratio
+    capacity: Optional[int] = None              # None = config replay.capacity
+    update: str | Sequence[str] = ("continue",)
+    texts: str = "passage"                      # passage | ref[:NAME] (the first reference self-edit + passage)
+    out: Optional[Path] = None                  # default runs/forgetting-<timestamp>
+    seed: int = 0                               # document choice and orders
+    perplexity: bool = True
+
+    def __post_init__(self) -> None:
+        self.replay = _split(self.replay, REPLAYS, "--replay")
+        self.update = _split(self.update, UPDATES, "--update")
+        if self.docs < 1 or self.runs < 1:
+            raise BadInput("--docs and --runs must be at least 1")
+        if self.ratio is not None and self.ratio < 0:
+            raise BadInput("--replay-ratio must be >= 0")
+        if self.capacity is not None and self.capacity < 1:
+            raise BadInput("--capacity must be at least 1")
+        if not (self.texts == "passage" or self.texts == "ref" or self.texts.startswith("ref:")):
+            raise BadInput(f"--texts {self.texts!r}: choose passage or ref[:NAME]")
+        if self.out is None:
+            self.out = Path("runs") / f"forgetting-{time.strftime('%Y%m%d-%H%M%S')}"
+        self.out = Path(self.out)
+
+    def strategies(self) -> list[tuple[str, str]]:
+        """(update, replay) pairs, update-major."""
+        return [(u, r) for u in self.update for r in self.replay]
+
+
+def strategy_key(update: str, replay: str) -> str:
+    return f"{update}-{replay}"
+
+
+@dataclass
+class SweepDoc:
+    index: int                                  # position in the data file
+    title: str
+    questions: list[str]
+    golds: list[str]
+    texts: list[str]                            # what the student trains on for this document
+
+
+@dataclass
+class RunResult:
+    update: str
+    replay: str
+    run: int
+    order: list[int]                            # data-file indices, in learning order
+    R: list[list[float]]                        # (T+1) x T accuracy ('contains'); column i = i-th learned document
+    F1: list[list[float]]
+    NLL: list[list[float]]                      # mean gold-answer NLL per token (dense; lower = knows it better)
+    ppl: list[float]                            # general-text perplexity after k edits (k = 0..T)
+    steps: list[int] = field(default_factory=list)
+    replayed: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def key(self) -> tuple:
+        return (self.update, self.replay, self.run)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def choose_documents(passages: list[Passage], T: int, seed: int) -> list[Passage]:
+    """T passages by a seeded shuffle, from distinct titles while there are enough (topic overlap between
+    documents would blur forgetting with transfer)."""
+    if T > len(passages):
+        raise BadInput(f"--docs {T}: the data has {len(passages)} passages")
+    pool = list(passages)
+    random.Random(f"forgetting-docs:{seed}").shuffle(pool)
+    picked, titles = [], set()
+    for p in pool:
+        if p.title not in titles:
+            picked.append(p)
+            titles.add(p.title)
+    picked += [p for p in pool if p not in picked]
+    return picked[:T]
+
+
+def run_order(T: int, seed: int, run: int) -> list[int]:
+    """Positions 0..T-1 in the order run ``run`` learns them (run 0 of seed s is also shuffled)."""
+    order = list(range(T))
+    random.Random(f"forgetting-order:{seed}:{run}").shuffle(order)
+    return order
+
+
+class BaseWeights:
+    """A snapshot of the base weights under the LoRA layers, to undo merges between runs."""
+
+    def __init__(self, student) -> None:
+        self.student = student
+        self.saved = {name: layer.get_base_layer().weight.detach().to("cpu", copy=True)
+                      for name, layer in lora_layers(student)}
+
+    def restore(self) -> None:
+        import torch
+        with torch.no_grad():
+            for name, layer in lora_layers(self.student):
+                w = layer.get_base_layer().weight
+                w.copy_(self.saved[name].to(w.device, w.dtype))
+
+
+def lora_layers(student):
+    """(name, peft LoraLayer) pairs of the student's knowledge adapter."""
+    from peft.tuners.lora import LoraLayer
+    from student.student import ADAPTER_NAME
+    for name, module in student.model.named_modules():
+        if isinstance(module, LoraLayer) and ADAPTER_NAME in module.lora_A:
+            yield name, module
+
+
+def merge_into_base(student, seed: int) -> None:
+    """SEAL's merge-after-each-edit: W += the LoRA delta (peft's get_delta_weight), in place; then a fresh adapter."""
+    import torch
+    from student.student import ADAPTER_NAME
+    with torch.no_grad():
+        for _, layer in lora_layers(student):
+            w = layer.get_base_layer().weight
+            w.add_(layer.get_delta_weight(ADAPTER_NAME).to(w.dtype))
+    student.reset(seed)
+
+
+class ForgettingSweep:
+    """Validate with :meth:`prepare` (no model loaded), then :meth:`run`. ``load_student()`` returns
+    (model, tokenizer); the default loads the configured student (tests inject tiny ones)."""
+
+    def __init__(self, cfg: Config, opts: SweepOptions, emit: Emit = ignore, load_student: Optional[Loader] = None):
+        self.cfg, self.opts, self.emit = cfg, opts, emit
+        self.load_student = load_student or self._default_student
+        self.out = Path(opts.out)
+        self.docs: list[SweepDoc] = []
+        self.ratio = cfg.replay.ratio if opts.ratio is None else opts.ratio
+        self.capacity = cfg.replay.capacity if opts.capacity is None else opts.capacity
+        self.student = None
+        self.device = cfg.models.device
+        self.general: list[str] = []
+        self.log: Optional[JsonlLog] = None
+
+    # ---- setup ------------------------------------------------------------------------------------------------
+    def _default_student(self):
+        from .models import load_model
+        return load_model(self.cfg.models.student, self.cfg.home, self.cfg.models)
+
+    def prepare(self) -> "ForgettingSweep":
+        o = self.opts
+        data = Path(o.data) if o.data else default_data()
+        every = load_passages(data)
+        chosen = choose_documents(every, o.docs, o.seed)
+        texts = self._texts(chosen)
+        self.docs = [SweepDoc(p.index, p.title, list(p.questions), list(p.golds), t) for p, t in zip(chosen, texts)]
+        self.data, self.digest = data, data_digest(every)
+        self.general = general_eval_texts() if o.perplexity else []
+        check_run_file(self.out / "run.json", self.fingerprint(), "sweep")
+        self.log = JsonlLog(self.out / "runs.jsonl", lambda r: (r["update"], r["replay"], r["run"]))
+        return self
+
+    def _texts(self, passages: list[Passage]) -> list[list[str]]:
+        if self.opts.texts == "passage":
+            return [[p.text] for p in passages]
+        from teacher.parsing import parse_completion
+        name = self.opts.texts.partition(":")[2]
+        if not name:
+            name = DATA_REF if all(p.completions for p in passages) else "gpt4.1"
+        comps, family = load_reference(name, passages)
+        out = []
+        for p, c in zip(passages, comps):
+            texts = parse_completion(c[0], p.title, p.context, family, self.cfg.parse)
+            out.append(texts or [p.text])
+        return out
+
+    def fingerprint(self) -> dict:
+        c, o = self.cfg, self.opts
+        return {
+            "data": self.digest, "docs": [d.index for d in self.docs], "texts": o.texts, "seed": o.seed,
+            "ratio": self.ratio, "capacity": self.capacity, "replay_seed": c.replay.seed, "perplexity": o.perplexity,
+            "train": dataclasses.asdict(c.train), "lora": dataclasses.asdict(c.lora),
+            "answer": dataclasses.asdict(c.answer), "parse": dataclasses.asdict(c.parse),
+            "models": {"student": c.models.student, "dtype": c.models.dtype}}
+
+    # ---- measuring ----------------------------------------------------------------------------------------------
+    def measure(self) -> tuple[list[float], list[float], list[float], float]:
+        """Accuracy, F1 and gold-answer NLL per document (data order), and general-text perplexity, now."""
+        from student.grading import grade
+        s = self.student
+        qs = [q for d in self.docs for q in d.questions]
+        golds = [g for d in self.docs for g in d.golds]
+        grades = [grade(a, g) for a, g in zip(s.answer(qs), golds)]
+        nlls = s.answer_nll(qs, golds)
+        acc, f1, nll, at = [], [], [], 0
+        for d in self.docs:
+            n = len(d.questions)
+            acc.append(sum(g.contains for g in grades[at:at + n]) / n)
+            f1.append(sum(g.f1 for g in grades[at:at + n]) / n)
+            nll.append(_nanmean(nlls[at:at + n]))
+            at += n
+        ppl = math.exp(s.text_nll(self.general)) if self.general else math.nan
+        return acc, f1, nll, ppl
+
+    # ---- one run ------------------------------------------------------------------------------------------------
+    def one_run(self, update: str, replay: str, run: int, base: tuple, done: int, total: int) -> RunResult:
+        T, o = len(self.docs), self.opts
+        order = run_order(T, o.seed, run)
+        pick = lambda row: [row[p] for p in order]  # noqa: E731  data order -> learning order
+        acc0, f10, nll0, ppl0 = base
+        res = RunResult(update, replay, run, [self.docs[p].index for p in order], [pick(acc0)], [pick(f10)],
+                        [pick(nll0)], [ppl0])
+        t0 = time.time()
+        self.base_weights.restore()
+        self.student.reset(self.cfg.train.seed)
+        stream: list[str] = []
+        label = strategy_key(update, replay)
+        for k, pos in enumerate(order, 1):
+            doc = self.docs[pos]
+            seed = self.cfg.train.seed + 1000 * run + k
+            extra = replay_texts(replay, stream, self.capacity, self.ratio, len(doc.texts),
+                                 self.cfg.replay.seed + 1000 * run + k)
+            settings = dataclasses.replace(self.cfg.train, seed=seed)
+            self.emit(Stage("train", f"{label} run {run + 1} doc {k}/{T}: {len(doc.texts)}+{len(extra)} texts"))
+            result = self.student.absorb(doc.texts, settings, replay=extra,
+                                         on_step=lambda st, tot, ep, loss: self.emit(TrainStep(st, tot, ep, loss)))
+            stream.extend(doc.texts)
+            if update == "merge":
+                merge_into_base(self.student, seed)
+            acc, f1, nll, ppl = self.measure()
+            res.R.append(pick(acc))
+            res.F1.append(pick(f1))
+            res.NLL.append(pick(nll))
+            res.ppl.append(ppl)
+            res.steps.append(result.steps)
+            res.replayed.append(len(extra))
+            self.emit(Progress("forgetting", done + k, total,
+                               f"{label} run {run + 1} step {k}: acc {sum(res.R[-1]) / T:.2f}"))
+        res.seconds = round(time.time() - t0, 2)
+        return res
+
+    # ---- the sweep ----------------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        from .forgetting_report import write_outputs
+        o, T = self.opts, len(self.docs)
+        todo = [(u, r, run) for u, r in o.strategies() for run in range(o.runs) if (u, r, run) not in self.log]
+        t0 = time.time()
+        if todo:
+            self._setup_student()
+            self.emit(Stage("probe", "before any edit", total=None))
+            base = self.measure()
+            total, done = len(todo) * T, 0
+            self.emit(Progress("forgetting", 0, total, f"{len(todo)} run(s) x {T} documents"))
+            for update, replay, run in todo:
+                res = self.one_run(update, replay, run, base, done, total)
+                self.log.append(res.to_dict())
+                done += T
+            self.base_weights.restore()
+        else:
+            self.emit(Message("info", f"{self.out}: every run is already done; rewriting the report"))
+        runs = [RunResult(**rec) for rec in self.log]
+        return write_outputs(self, runs, time.time() - t0)
+
+    def _setup_student(self) -> None:
+        from student.student import Student
+        self.emit(Stage("load", f"student model ({self.cfg.models.student})"))
+        model, tok = self.load_student()
+        self.student = Student(model, tok, self.cfg.lora, self.cfg.answer)
+        self.base_weights = BaseWeights(self.student)
+        self.device = str(self.student.device)
+
+
+def _nanmean(xs: Sequence[float]) -> float:
+    kept = [x for x in xs if not math.isnan(x)]
+    return sum(kept) / len(kept) if kept else math.nan

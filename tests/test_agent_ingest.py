@@ -1,0 +1,183 @@
+"""The ingest pipeline on tiny random models: commit, guard, rollback, cancel, crash consistency, replay."""
+import json
+import threading
+
+import pytest
+import torch
+
+from agent.core import Agent
+from agent.errors import BadInput, Cancelled
+from agent.events import EditCommitted, EditRejected, TrainStep
+from agent.ingest import Ingest, IngestOptions, judge
+from tests.conftest import make_tiny_agent, tiny_config
+
+DOC = {"title": "Zorblat", "context": "The zorblat lives in Quentin Bay and eats blue kelp every morning.",
+       "questions": [{"question": "Where does the zorblat live?", "answer": "Quentin Bay"},
+                     {"question": "What does the zorblat eat?", "answer": "blue kelp"}]}
+DOC2 = {"title": "Murvel", "context": "Murvel towers were built in 1802 by the glassmakers of Ostrin.",
+        "questions": [{"question": "Who built the Murvel towers?", "answer": "the glassmakers of Ostrin"}]}
+
+
+def write(tmp_path, name, *docs):
+    f = tmp_path / name
+    f.write_text(json.dumps(list(docs)))
+    return f
+
+
+def logits(agent, text="Where does the zorblat live?"):
+    s = agent.student
+    ids = s.tokenizer(text, return_tensors="pt").input_ids
+    with torch.no_grad():
+        return s.model(input_ids=ids).logits.clone()
+
+
+def snapshot(home):
+    """What a user could lose: every file under the home except the lock."""
+    return sorted((str(p.relative_to(home)), p.stat().st_size) for p in home.rglob("*") if p.is_file()
+                  and p.name != ".lock" and "chroma" not in p.parts)
+
+
+def test_ingest_commits_an_adapter_and_records(tmp_path, tiny_agent):
+    events = []
+    f = write(tmp_path, "z.json", DOC)
+    base = logits(tiny_agent)
+    [out] = Ingest(tiny_agent, IngestOptions(guard=False), emit=events.append).run([f])
+    assert out.status == "committed" and out.texts >= 1 and out.train_steps > 0
+    assert [a["question"] for a in out.answers] == [q["question"] for q in DOC["questions"]]
+    assert any(isinstance(e, TrainStep) for e in events) and any(isinstance(e, EditCommitted) for e in events)
+    assert not torch.equal(base, logits(tiny_agent))          # the student changed
+    [row] = tiny_agent.history()
+    assert row["status"] == "active" and row["adapter_id"] == out.adapter_id
+    folder = tiny_agent.adapters.path(out.adapter_id)
+    assert list(folder.rglob("adapter_model.safetensors")) and not list(folder.rglob("*.bin"))
+    docs = tiny_agent.memory.documents()
+    assert [d["title"] for d in docs] == ["Zorblat"]
+    assert tiny_agent.memory.probes()[docs[0]["doc_id"]] == [(q["question"], q["answer"]) for q in DOC["questions"]]
+    assert "Zorblat\nThe zorblat lives in Quentin Bay and eats blue kelp every morning." in tiny_agent.memory.training_stream()
+
+
+def test_the_learned_adapter_survives_a_restart(tmp_path):
+    home = tmp_path / "home"
+    agent = make_tiny_agent(home)
+    Ingest(agent, IngestOptions(guard=False)).run([write(tmp_path, "z.json", DOC)])
+    learned = logits(agent)
+    agent.close()
+    again = make_tiny_agent(home)
+    assert torch.equal(learned, logits(again))
+    again.close()
+
+
+def test_duplicate_is_refused_and_nothing_changes(tmp_path, tiny_agent):
+    f = write(tmp_path, "z.json", DOC)
+    Ingest(tiny_agent, IngestOptions(guard=False)).run([f])
+    home = tiny_agent.cfg.home
+    before, hist = snapshot(home), tiny_agent.history()
+    with pytest.raises(BadInput, match="already ingested"):
+        Ingest(tiny_agent, IngestOptions(guard=False)).run([f])
+    assert snapshot(home) == before and tiny_agent.history() == hist
+    [out] = Ingest(tiny_agent, IngestOptions(guard=False, force=True)).run([f])   # --force learns it again
+    assert out.status == "committed" and len(tiny_agent.history()) == 2
+
+
+def test_rollback_restores_the_previous_adapter(tmp_path, tiny_agent):
+    base = logits(tiny_agent)
+    [a] = Ingest(tiny_agent, IngestOptions(guard=False)).run([write(tmp_path, "z.json", DOC)])
+    after_a = logits(tiny_agent)
+    [b] = Ingest(tiny_agent, IngestOptions(guard=False)).run([write(tmp_path, "m.json", DOC2)])
+    assert a.adapter_id != b.adapter_id
+    res = tiny_agent.rollback(b.edit_id)
+    assert res["undone"] == [b.edit_id] and res["head"] == a.adapter_id
+    assert torch.equal(after_a, logits(tiny_agent))
+    res = tiny_agent.rollback(a.edit_id)
+    assert torch.equal(base, logits(tiny_agent)) and res["head"] == "base"
+    status = {r["edit_id"]: r["status"] for r in tiny_agent.history()}
+    assert status[a.edit_id] == status[b.edit_id] == "rolled_back"
+    with pytest.raises(BadInput, match="already rolled back"):
+        tiny_agent.rollback(a.edit_id)
+    with pytest.raises(BadInput, match="no such committed edit"):
+        tiny_agent.rollback("e-nope")
+    assert tiny_agent.memory.documents() == [] and tiny_agent.memory.training_stream() == []
+    [c] = Ingest(tiny_agent, IngestOptions(guard=False)).run([write(tmp_path, "z.json", DOC)])  # learnable again
+    assert c.adapter_id not in (a.adapter_id, b.adapter_id)
+
+
+def test_rollback_of_an_earlier_edit_undoes_the_later_ones(tmp_path, tiny_agent):
+    [a] = Ingest(tiny_agent, IngestOptions(guard=False)).run([write(tmp_path, "z.json", DOC)])
+    [b] = Ingest(tiny_agent, IngestOptions(guard=False)).run([write(tmp_path, "m.json", DOC2)])
+    res = tiny_agent.rollback(a.edit_id)
+    assert sorted(res["undone"]) == sorted([a.edit_id, b.edit_id]) and res["head"] == "base"
+
+
+def test_cancel_mid_training_leaves_nothing(tmp_path, tiny_agent):
+    cancel = threading.Event()
+    base = logits(tiny_agent)
+    home = tiny_agent.cfg.home
+    before = snapshot(home)
+
+    def emit(e):
+        if isinstance(e, TrainStep) and e.step == 1:
+            cancel.set()
+    with pytest.raises(Cancelled):
+        Ingest(tiny_agent, IngestOptions(guard=False), emit=emit, cancel=cancel).run([write(tmp_path, "z.json", DOC)])
+    assert tiny_agent.history() == [] and tiny_agent.adapters.ids() == []
+    assert torch.equal(base, logits(tiny_agent)) and snapshot(home) == before
+
+
+def test_a_crash_before_the_commit_point_leaves_a_consistent_store(tmp_path):
+    home = tmp_path / "home"
+    agent = make_tiny_agent(home)
+    real_log = agent.memory.log
+
+    def crash(edit):
+        raise KeyboardInterrupt("killed")
+    agent.memory.log = crash
+    with pytest.raises(KeyboardInterrupt):
+        Ingest(agent, IngestOptions(guard=False)).run([write(tmp_path, "z.json", DOC)])
+    assert len(agent.adapters.ids()) == 1          # the adapter was written, the log entry was not
+    agent.memory.log = real_log
+    agent.close()
+    again = make_tiny_agent(home)
+    assert again.history() == [] and again.memory.documents() == []
+    [out] = Ingest(again, IngestOptions(guard=False)).run([write(tmp_path, "z.json", DOC)])
+    assert again.adapters.ids() == [out.adapter_id]  # the orphan was swept; its id is not reused
+    assert again.memory.cols["documents"].count() == 1 and again.memory.cols["probes"].count() == 2
+    again.close()
+
+
+def test_guard_rejects_a_worse_edit_and_restores_the_student(tmp_path, tiny_agent, monkeypatch):
+    base = logits(tiny_agent)
+    nll = iter([1.0, 2.0])  # gold-answer NLL before, after: worse
+    monkeypatch.setattr(tiny_agent.student, "answer_nll", lambda qs, gs, **kw: [next(nll)] * len(qs))
+    events = []
+    [out] = Ingest(tiny_agent, emit=events.append).run([write(tmp_path, "z.json", DOC)])
+    assert out.status == "rejected" and "did not fall" in out.reason
+    assert any(isinstance(e, EditRejected) for e in events)
+    assert torch.equal(base, logits(tiny_agent)) and tiny_agent.adapters.ids() == []
+    [row] = tiny_agent.history()
+    assert row["kind"] == "reject" and row["status"] == "rejected"
+    assert tiny_agent.memory.documents() == []
+
+
+def test_judge_rules():
+    assert judge(0.5, 0.25, 1, 0.5, {}, {}, 0.0, 4)[0] is False                       # own probes fell
+    assert judge(0.0, 0.5, 1, 2, {"d": 1.0}, {"d": 0.5}, 0.0, 4)[0] is False          # earlier docs fell
+    assert judge(0.0, 0.5, 1, 2, {"d": 1.0}, {"d": 0.5}, 0.6, 4)[0] is True           # ...within tolerance
+    assert judge(0.0, 0.0, 2.0, 1.5, {}, {}, 0.0, 4)[0] is True                       # tie, NLL fell
+    assert judge(0.0, 0.0, 2.0, 2.5, {}, {}, 0.0, 4)[0] is False                      # tie, NLL rose
+    assert judge(0.0, 0.0, 0.0, 0.0, {}, {}, 0.0, 0)[0] is True                       # no probes: unguarded
+
+
+def test_later_edits_mix_in_replay_of_earlier_ones(tmp_path, tiny_agent):
+    Ingest(tiny_agent, IngestOptions(guard=False)).run([write(tmp_path, "z.json", DOC)])
+    [b] = Ingest(tiny_agent, IngestOptions(guard=False)).run([write(tmp_path, "m.json", DOC2)])
+    edit = tiny_agent.memory.find_edit(b.edit_id)
+    assert edit.info["replay"] >= 1
+    assert set(edit.retention) == {e.doc_id for e in tiny_agent.memory.state().active()}
+
+
+def test_text_document_gets_teacher_written_probes_or_goes_unguarded(tmp_path, tiny_agent):
+    f = tmp_path / "n.txt"
+    f.write_text("The zorblat lives in Quentin Bay.")
+    [out] = Ingest(tiny_agent).run([f])
+    # a random tiny teacher writes no usable question; the edit is kept and says it was not guarded
+    assert out.status == "committed" and "unguarded" in out.reason
