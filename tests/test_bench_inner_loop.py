@@ -43,3 +43,14 @@ def test_run_reports_both_engines(tiny_model, tiny_tokenizer, monkeypatch):
     assert doc["model"]["params_touched"] == linear_params(tiny_model)
     assert any(isinstance(e, Progress) and e.task.startswith("inner-loop batched") for e in events)
     assert any(isinstance(e, Stage) and e.name == "sequential" for e in events)
+
+    # the rich rendering of `seal-agent bench inner-loop`
+    import io
+
+    from rich.console import Console
+
+    from agent.commands.bench_inner import _human
+    buf = io.StringIO()
+    _human(doc)(Console(file=buf, width=200))
+    text = buf.getvalue()
+    assert "sequential" in text and "batched" in text and "max |loss diff|" in text

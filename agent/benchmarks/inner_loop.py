@@ -9,7 +9,8 @@ Reported per engine: self-edit evaluations per second, training tokens per secon
 training FLOPs ≈ 6 · params_touched · training tokens (params_touched = the weights of every linear layer a token
 passes through, lm_head included; attention-score FLOPs and the answer generation are not counted, so this is a
 lower bound) over the whole wall time (training + answering), against the peak measured with a large matmul in
-the model's dtype on the same device.
+the model's dtype on the same device. On a shared CPU the wall-time ratio moves with the other processes' load;
+the CPU-time ratio (this process's CPU seconds) is reported beside it.
 """
 from __future__ import annotations
 
@@ -128,21 +129,24 @@ def measure_peak_flops(device: torch.device, dtype: torch.dtype, seconds: float 
 
 
 def _run(model, tok, cands: list[Candidate], cfg: Config, answer: AnswerSettings, engine: str, k: int,
-         emit: Emit, task: str) -> tuple[list[CandidateResult], float]:
+         emit: Emit, task: str) -> tuple[list[CandidateResult], float, float]:
+    """Results, wall seconds and this process's CPU seconds (less sensitive to other processes on a shared CPU)."""
     device = next(model.parameters()).device
     _sync(device)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     results = evaluate(model, tok, cands, cfg.lora, answer, engine=engine, group=k,
                        on_progress=lambda d, t: emit(Progress(task, d, t)))
     _sync(device)
-    return results, time.perf_counter() - start
+    return results, time.perf_counter() - start, time.process_time() - cpu_start
 
 
-def _summary(results: list[CandidateResult], seconds: float, params: int, peak: float) -> dict:
+def _summary(results: list[CandidateResult], seconds: float, cpu_seconds: float, params: int, peak: float) -> dict:
     tokens = sum(r.tokens for r in results)
     return {
         "candidates": len(results),
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "evals_per_cpu_s": len(results) / cpu_seconds if cpu_seconds > 0 else math.nan,
         "evals_per_s": len(results) / seconds if seconds > 0 else math.nan,
         "train_tokens": tokens,
         "steps": sum(r.steps for r in results),
@@ -210,15 +214,16 @@ def run_inner_loop(cfg: Config, opts: InnerLoopOptions, emit: Emit = ignore,
     seq_results: list[CandidateResult] = []
     if n_seq:
         emit(Stage("sequential", f"{n_seq} self-edits, one adapter at a time"))
-        seq_results, seconds = _run(model, tok, cands[:n_seq], cfg, answer, "sequential", 1, emit,
-                                    "inner-loop sequential")
-        doc["sequential"] = _summary(seq_results, seconds, params, peak)
+        seq_results, seconds, cpu = _run(model, tok, cands[:n_seq], cfg, answer, "sequential", 1, emit,
+                                         "inner-loop sequential")
+        doc["sequential"] = _summary(seq_results, seconds, cpu, params, peak)
     for k in opts.ks:
         emit(Stage("batched", f"{len(cands)} self-edits, K={k} adapters at a time"))
-        results, seconds = _run(model, tok, cands, cfg, answer, "batched", k, emit, f"inner-loop batched K={k}")
-        row = {"k": k, **_summary(results, seconds, params, peak)}
+        results, seconds, cpu = _run(model, tok, cands, cfg, answer, "batched", k, emit, f"inner-loop batched K={k}")
+        row = {"k": k, **_summary(results, seconds, cpu, params, peak)}
         if doc["sequential"]:
             row["ratio"] = row["evals_per_s"] / doc["sequential"]["evals_per_s"]
+            row["ratio_cpu"] = row["evals_per_cpu_s"] / doc["sequential"]["evals_per_cpu_s"]
             row["agreement"] = _agreement(seq_results, results[:n_seq])
         doc["batched"].append(row)
     doc["machine"] = {**machine_info(str(device)), "load_average_start": load_start}

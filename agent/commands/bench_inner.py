@@ -23,16 +23,19 @@ def _human(doc: dict):
         m, w = doc["model"], doc["workload"]
         table = Table(title=f"Inner loop: {w['candidates']} self-edit evaluations ({w['reference']}), "
                             f"{m['spec']} on {m['device']} ({m['dtype']})")
-        for col in ("engine", "K", "evals", "seconds", "evals/s", "ratio", "train tok/s", "MFU", "accuracy"):
+        for col in ("engine", "K", "evals", "seconds", "evals/s", "ratio", "CPU s", "ratio (CPU time)", "train tok/s",
+                    "MFU", "accuracy"):
             table.add_column(col, justify="left" if col == "engine" else "right")
         seq = doc["sequential"]
         if seq:
             table.add_row("sequential", "1", str(seq["candidates"]), _fmt(seq["seconds"], ".1f"),
-                          _fmt(seq["evals_per_s"], ".4f"), "1.00", _fmt(seq["tokens_per_s"], ".0f"),
+                          _fmt(seq["evals_per_s"], ".4f"), "1.00", _fmt(seq["cpu_seconds"], ".1f"), "1.00",
+                          _fmt(seq["tokens_per_s"], ".0f"),
                           _fmt(seq["mfu"] * 100, ".3f") + "%", _fmt(seq["accuracy"], ".3f"))
         for row in doc["batched"]:
             table.add_row("batched", str(row["k"]), str(row["candidates"]), _fmt(row["seconds"], ".1f"),
-                          _fmt(row["evals_per_s"], ".4f"), _fmt(row.get("ratio"), ".2f") + ("×" if "ratio" in row else ""),
+                          _fmt(row["evals_per_s"], ".4f"), _fmt(row.get("ratio"), ".2f"),
+                          _fmt(row["cpu_seconds"], ".1f"), _fmt(row.get("ratio_cpu"), ".2f"),
                           _fmt(row["tokens_per_s"], ".0f"), _fmt(row["mfu"] * 100, ".3f") + "%",
                           _fmt(row["accuracy"], ".3f"))
         console.print(table)
