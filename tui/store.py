@@ -1,0 +1,82 @@
+"""What the panes show, read from the agent's store in a worker thread (no textual here, no models loaded)."""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+
+@dataclass
+class DocRow:
+    doc_id: str
+    title: str
+    status: str                    # active | rolled_back (committed ones) ; learning | queued (in flight, UI only)
+    probes: int
+    learned: Optional[float]       # probe accuracy just after it was learned
+    latest: Optional[float]        # the current student's accuracy, from the head commit's retention row
+    edit_id: str = ""
+
+
+@dataclass
+class StoreView:
+    history: list[dict] = field(default_factory=list)
+    documents: list[DocRow] = field(default_factory=list)
+    matrix: Any = None             # agent.retention.StoreMatrix
+    metrics: Any = None            # agent.forgetting_metrics.Metrics or None
+    head: str = ""
+
+
+def read_store(agent) -> StoreView:
+    """History, documents with their accuracies, and the forgetting matrix of the active commits."""
+    from agent.retention import store_matrix
+
+    memory = agent.memory
+    st = memory.state()
+    commits = {e.edit_id: e for e in st.edits if e.kind == "commit"}
+    active = st.active()
+    head_row = active[-1].retention if active else {}
+    counts = {d: len(p) for d, p in memory.probes(set(commits)).items()} if commits else {}
+    docs = []
+    for d in memory.documents(include_inactive=True):
+        edit = commits.get(d["edit_id"])
+        latest = head_row.get(d["doc_id"]) if d["status"] == "active" else None
+        docs.append(DocRow(d["doc_id"], d["title"], d["status"], counts.get(d["doc_id"], 0),
+                           edit.after if edit else None, latest, d["edit_id"]))
+    matrix = store_matrix(memory)
+    return StoreView(agent.history(), docs, matrix, matrix.metrics(), st.head)
+
+
+def write_inbox(home: Path, text: str) -> Path:
+    """Pasted text -> ``<home>/inbox/<slug>-<hash>.md`` (written atomically), titled by its first line."""
+    from agent.errors import BadInput
+    from agent.memory import atomic_write
+
+    lines = text.strip().splitlines()
+    if not lines:
+        raise BadInput("the pasted text is empty")
+    title = lines[0].strip().lstrip("#").strip()[:120] or "Pasted text"
+    body = "\n".join(lines[1:]).strip() or title
+    content = f"# {title}\n\n{body}\n"
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] or "pasted"
+    path = Path(home) / "inbox" / f"{slug}-{hashlib.sha256(content.encode()).hexdigest()[:8]}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, content)
+    return path
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """Model output made safe to show: control characters replaced, optionally cut to ``limit`` characters."""
+    out = "".join(c if c.isprintable() or c == "\n" else "�" for c in str(text))
+    if limit is not None and len(out) > limit:
+        out = out[: max(1, limit - 1)] + "…"
+    return out
+
+
+def one_line(text: str, limit: int | None = None) -> str:
+    return printable(" ".join(str(text).split()), limit)
+
+
+def fmt_acc(x: Optional[float]) -> str:
+    return "—" if x is None else f"{x:.2f}"

@@ -1,0 +1,9 @@
+"""The panes of the app's tabs and the status line."""
+from .ask import AskPane
+from .documents import DocumentsPane
+from .forgetting import ForgettingPane
+from .history import HistoryPane
+from .learn import LearnPane
+from .status import StatusLine
+
+__all__ = ["AskPane", "DocumentsPane", "ForgettingPane", "HistoryPane", "LearnPane", "StatusLine"]

@@ -1,0 +1,38 @@
+"""Ask: a question answered closed-book by the current student and by the untouched base, side by side."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Input, Static
+
+from ..store import printable
+
+
+class AskPane(Vertical):
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="ask-bar"):
+            yield Input(placeholder="a question, answered closed-book + Enter", id="question")
+            yield Button("Ask", id="ask", variant="primary", compact=True)
+        with Horizontal(id="answers"):
+            yield Static("", id="student-answer", classes="answer")
+            yield Static("", id="base-answer", classes="answer")
+
+    def on_mount(self) -> None:
+        self.query_one("#student-answer").border_title = "Student (what it learned)"
+        self.query_one("#base-answer").border_title = "Base model (untouched)"
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "question":
+            self.app.ask(event.value)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "ask":
+            self.app.ask(self.query_one("#question", Input).value)
+
+    def waiting(self, question: str) -> None:
+        for who in ("student", "base"):
+            self.query_one(f"#{who}-answer", Static).update(Text("thinking…", style="dim italic"))
+
+    def answer(self, who: str, text: str) -> None:
+        self.query_one(f"#{who}-answer", Static).update(Text(printable(text.strip()) or "(empty answer)"))

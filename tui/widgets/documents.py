@@ -1,0 +1,91 @@
+"""Documents: add a file or folder (path, picker) or paste text; the list with status and probe accuracy."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, DataTable, Input, Static
+
+from ..store import DocRow, fmt_acc, one_line
+
+STATUS_STYLE = {"active": "green", "rolled_back": "dim", "learning": "bold yellow", "queued": "yellow"}
+
+
+class DocumentsPane(Vertical):
+    BINDINGS = [Binding("a", "app.focus_path", "Add path"), Binding("p", "app.probe", "Probe all")]
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.rows: list[DocRow] = []
+        self.pending: dict[str, tuple[str, str]] = {}   # key -> (title, learning|queued)
+        self.now: dict[str, float] = {}                  # doc_id -> accuracy from the last "probe all"
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="add-bar"):
+            yield Input(placeholder="file or folder to learn (.txt .md .json) + Enter", id="path")
+            yield Button("Browse", id="browse", compact=True)
+            yield Button("Paste", id="paste", compact=True)
+        yield DataTable(id="docs", cursor_type="row", zebra_stripes=True)
+        yield Static("No documents yet: type a path, ^o to browse, ^n to paste text, or ^p → "
+                     "'Learn the sample document'.", id="docs-hint")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#docs", DataTable)
+        table.add_column("Document", key="title")
+        table.add_column("Status", key="status")
+        table.add_column("Probes", key="probes")
+        table.add_column("Learned", key="learned")
+        table.add_column("Now", key="now")
+        self.render_rows()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "path" and event.value.strip():
+            self.app.learn_path(event.value.strip())
+            event.input.value = ""
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "browse":
+            self.app.action_add_file()
+        elif event.button.id == "paste":
+            self.app.action_paste()
+
+    def set_rows(self, rows: list[DocRow]) -> None:
+        self.rows = rows
+        self.now = {}
+        self.render_rows()
+
+    def set_pending(self, key: str, title: str, state: str | None) -> None:
+        if state is None:
+            self.pending.pop(key, None)
+        else:
+            self.pending[key] = (title, state)
+        self.render_rows()
+
+    def set_now(self, rows: list[dict]) -> None:
+        self.now = {r["doc_id"]: r["accuracy"] for r in rows}
+        self.render_rows()
+
+    def render_rows(self) -> None:
+        table = self.query_one("#docs", DataTable)
+        table.clear()
+        width = max(20, self.size.width - 40)
+        for r in self.rows:
+            now = self.now.get(r.doc_id, r.latest)
+            table.add_row(one_line(r.title, width), Text(r.status.replace("_", " "), STATUS_STYLE.get(r.status, "")),
+                          str(r.probes), fmt_acc(r.learned), _delta(now, r.learned), key=r.doc_id)
+        for key, (title, state) in self.pending.items():
+            table.add_row(one_line(title, width), Text(state, STATUS_STYLE[state]), "", "", "", key=f"pending:{key}")
+        empty = not self.rows and not self.pending
+        self.query_one("#docs-hint", Static).display = empty
+        table.display = not empty
+
+    def on_resize(self) -> None:
+        self.render_rows()
+
+
+def _delta(now: float | None, learned: float | None) -> Text:
+    if now is None:
+        return Text("—", "dim")
+    style = "" if learned is None or abs(now - learned) < 1e-9 else ("green" if now > learned else "red")
+    return Text(f"{now:.2f}", style)
