@@ -175,3 +175,30 @@ def test_control_and_bootstrap():
     same = paired_interval([1, 0, 2], [1, 0, 2], [2, 2, 2])
     assert same.value == 0 and not same.excludes(0)
     assert paired_interval([2, 2, 2, 2], [0, 0, 0, 0], [2, 2, 2, 2]).excludes(0)
+
+
+def test_trained_teacher_adapter_condition(tmp_path, data_file):
+    """`teacher:ADAPTER` loads a stored teacher version with peft (default loader) and takes its family."""
+    from peft import LoraConfig, get_peft_model
+
+    from student.adapters import AdapterStore
+    tok = make_tiny_tokenizer()
+    folder = tmp_path / "tiny"
+    make_tiny_model(tok, seed=1).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    cfg = tiny_config(tmp_path / "home")
+    cfg.models.teacher = str(folder)
+    store = AdapterStore(cfg.home / "adapters" / "teacher")
+    policy = get_peft_model(make_tiny_model(tok, seed=1), LoraConfig(r=2, target_modules="all-linear"),
+                            adapter_name="policy")
+    version = store.new_id("t")
+    store.save(policy, version, {"family": "rewrite"})
+    load_student, _ = loaders()
+    opts = BenchOptions(data=data_file, n=1, conditions=("teacher:implications", f"teacher:{version}"),
+                        out=tmp_path / "tv", engine="sequential")
+    doc = KnowledgeBench(cfg, opts, load_student=load_student).prepare().run()
+    rows = {r["row"]: r for r in doc["rows"]}
+    assert rows[f"teacher:{version}"]["family"] == "rewrite" and rows[f"teacher:{version}"]["adapter"] == version
+    assert rows["teacher:implications"]["adapter"] == "" and rows["teacher:implications"]["self_edits_per_passage"] == 2
+    with pytest.raises(BadInput, match="neither a prompt family"):
+        KnowledgeBench(cfg, BenchOptions(data=data_file, conditions=("teacher:t-nope",), out=tmp_path / "x")).prepare()
