@@ -264,6 +264,9 @@ class Restem:
         chunks = [passages[i: i + per] for i in range(0, len(passages), per)]
         todo = [(c, ch) for c, ch in enumerate(chunks) if any(key(p) not in self.samples for p in ch)]
         task = f"round {rnd}: self-edits" if set_ == "train" else f"held-out v{rnd}: self-edits"
+        have = sum(1 for p in passages if key(p) in self.samples)
+        if have:
+            self.emit(Message("info", f"{task}: {have} of {len(passages)} passages already sampled (resumed)"))
         for done, (c, chunk) in enumerate(todo):
             self.emit(Progress(task, min(done * per, len(passages)), len(passages)))
             model = self.teacher.generator(version)
@@ -310,6 +313,8 @@ class Restem:
         chunks = [units[i: i + g] for i in range(0, len(units), g)]
         done = sum(1 for head, _ in units if eval_key(head) in self.evals)
         task = f"round {rnd}: rewards" if set_ == "train" else f"held-out v{rnd}: evaluation"
+        if done:
+            self.emit(Message("info", f"{task}: {done} of {len(units)} candidates already evaluated (resumed)"))
         if set_ == "train":
             self._sweep_rewards(rnd, passages, k)
         for chunk in chunks:

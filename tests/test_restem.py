@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from peft import PeftModel
 
+from agent.cli import main
 from agent.config import Config
 from agent.restem import Restem, RestemOptions
 from agent.restem_reward import Score, keep, reward_of, seed_gains
@@ -210,7 +211,7 @@ def test_resume_after_a_kill_gives_the_same_run(tmp_path):
                load_student=ls2).prepare()
 
 
-def test_exported_version_loads_with_peft_and_changes_generation(tmp_path):
+def test_exported_version_loads_with_peft_and_changes_generation(tmp_path, capsys):
     cfg, opts, load_teacher, load_student = _setup(tmp_path, rounds=1, eval_passages=0)
     doc = Restem(cfg, opts, load_teacher=load_teacher, load_student=load_student).prepare().run()
     rnd = doc["rounds"][-1]
@@ -228,3 +229,12 @@ def test_exported_version_loads_with_peft_and_changes_generation(tmp_path):
         peft = PeftModel.from_pretrained(base, str(store.path(version))).eval()
         after = peft.generate(input_ids=ids, **kw)
     assert not torch.equal(before, after)
+
+    # `seal-agent teacher list` shows it; a bad --reward is refused with one line
+    with pytest.raises(SystemExit) as e:
+        main(["--home", str(cfg.home), "--json", "teacher", "list"])
+    rows = json.loads(capsys.readouterr().out)["versions"]
+    assert e.value.code == 0 and [(r["id"], r["round"], r["parent"]) for r in rows] == [(version, 1, None)]
+    with pytest.raises(SystemExit) as e:
+        main(["--home", str(cfg.home), "teacher", "train", "--reward", "bleu", "--out", str(tmp_path / "x")])
+    assert e.value.code == 2 and "--reward 'bleu'" in capsys.readouterr().err
