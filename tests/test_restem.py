@@ -238,3 +238,19 @@ def test_exported_version_loads_with_peft_and_changes_generation(tmp_path, capsy
     with pytest.raises(SystemExit) as e:
         main(["--home", str(cfg.home), "teacher", "train", "--reward", "bleu", "--out", str(tmp_path / "x")])
     assert e.value.code == 2 and "--reward 'bleu'" in capsys.readouterr().err
+
+
+def test_self_mode_rewards_round_two_on_the_merged_teacher(tmp_path):
+    cfg, opts, load_teacher, load_student = _setup(tmp_path, self_mode=True, eval_passages=0, seeds=1)
+
+    def no_student():
+        raise AssertionError("--self never loads models.student")
+
+    doc = Restem(cfg, opts, load_teacher=load_teacher, load_student=no_student).prepare().run()
+    r1 = doc["rounds"][0]
+    assert r1["trained"]
+    evals = [json.loads(line) for line in (opts.out / "evals.jsonl").read_text().splitlines()]
+    baselines = {(r["student"], r["passage"]): r for r in evals if r["kind"] == "passage"}
+    assert {s for s, _ in baselines} == {0, 1}  # passage-only recomputed on round 1's merged teacher
+    # the merged student differs from the plain teacher base: the same candidate scores differently
+    assert any(baselines[(0, p)]["nll"] != baselines[(1, p)]["nll"] for _, p in baselines)
