@@ -39,16 +39,17 @@ class HistoryPane(Vertical):
         table = self.query_one("#history-table", DataTable)
         keep = table.cursor_row
         table.clear(columns=True)
-        title_w = max(12, self.size.width - 66)
-        for label, w in (("#", 3), ("Edit", 24), ("Kind", 8), ("Status", 11), ("Document", title_w), ("Pre", 4),
-                         ("Post", 4), ("s", 4)):
+        title_w = max(10, self.size.width - 56)
+        for label, w in (("#", 3), ("When", 11), ("Status", 11), ("Document", title_w), ("Before", 6),
+                         ("After", 6), ("Sec", 4)):
             table.add_column(label, width=w)
         for r in reversed(self.rows):  # newest first
             scored = r["kind"] != "rollback"
-            table.add_row(str(r["seq"]), r["edit_id"], r["kind"],
-                          Text(r["status"].replace("_", " "), STATUS_STYLE.get(r["status"], "")),
-                          one_line(r["title"], title_w), f"{r['before']:.2f}" if scored else "",
-                          f"{r['after']:.2f}" if scored else "", f"{r['seconds']:.0f}", key=r["edit_id"])
+            status = r["status"].replace("_", " ")
+            table.add_row(str(r["seq"]), time.strftime("%m-%d %H:%M", time.localtime(r["created"])),
+                          Text(status, STATUS_STYLE.get(r["status"], "")), one_line(r["title"], title_w),
+                          f"{r['before']:.2f}" if scored else "", f"{r['after']:.2f}" if scored else "",
+                          f"{r['seconds']:.0f}" if scored else "", key=r["edit_id"])
         if self.rows:
             table.move_cursor(row=min(keep, len(self.rows) - 1))
         self.query_one("#history-hint", Static).update(
@@ -70,8 +71,10 @@ class HistoryPane(Vertical):
             detail.update("")
             return
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["created"]))
-        extra = f"adapter {r['adapter_id'] or 'base'}" + (f" · undid {r['target']}" if r["target"] else "")
-        detail.update(Text.assemble((f"{when} · {extra}\n", "dim"), (printable(r["reason"]), "")))
+        adapter = "student back at" if r["kind"] == "rollback" else "adapter"
+        detail.update(Text.assemble((r["edit_id"], "bold"), (f" · {r['kind']} · {when} · {adapter} "
+                                                             f"{r['adapter_id'] or 'base'}\n", "dim"),
+                                    (printable(r["reason"]), "")))
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
         self.show_detail()

@@ -158,7 +158,7 @@ class LearnPane(Vertical):
     def render_probes(self) -> None:
         table = self.query_one("#probes", DataTable)
         table.clear(columns=True)
-        w = max(50, self.size.width - 8)
+        w = max(50, self.size.width - 12)
         qw, gw, aw = int(w * 0.34), int(w * 0.16), int(w * 0.25)
         table.add_column("Question", width=qw)
         table.add_column("Gold", width=gw)
