@@ -6,6 +6,9 @@ first paint, and the models load on first use. Every model job runs in a thread 
 """
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import threading
 import traceback
 from functools import partial
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from agent.config import Config
 
 TABS = Binding.Group("Tabs", compact=True)
+QUIT_GRACE_S = 3.0   # how long quitting waits for a job thread to notice the cancel flag
 
 
 def open_agent(cfg: "Config"):
@@ -60,6 +64,8 @@ class SealApp(App):
         self.ready = threading.Event()
         self.open_error = ""
         self.cancel_event = threading.Event()
+        self.job_idle = threading.Event()                   # set while no job thread runs
+        self.job_idle.set()
         self.job: tuple[str, str] | None = None            # (kind, label) of the model job running
         self.queue: list[tuple[str, str, Callable]] = []   # ingests waiting: (key, label, fn)
         self.sub_title = str(cfg.home)
@@ -138,6 +144,7 @@ class SealApp(App):
                                                                  else "."), severity="warning")
             return False
         self.job = (kind, label)
+        self.job_idle.clear()
         self.cancel_event.clear()
         self.status.show(job=label, detail="")
         self.query_one(LearnPane).set_running(kind == "ingest")
@@ -159,6 +166,8 @@ class SealApp(App):
             if not isinstance(e, SealError):
                 self.log.error(traceback.format_exc())
             self.post_message(JobDone(kind, label, error=_one_line_error(e)))
+        finally:
+            self.job_idle.set()
 
     def on_job_done(self, m: JobDone) -> None:
         self.job = None
@@ -337,4 +346,17 @@ def _one_line_error(e: BaseException) -> str:
 
 def run(cfg: "Config") -> None:
     """Open the app on ``cfg.home`` (``seal-agent`` with no command, or ``seal-agent tui``)."""
-    SealApp(cfg).run()
+    app = SealApp(cfg)
+    # Our own loop: asyncio.run() would wait at exit for every worker thread, and a model call that cannot be
+    # interrupted (a generation, loading a model) would keep ^q waiting for a minute.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    app.run(loop=loop)
+    if not app.job_idle.wait(QUIT_GRACE_S):
+        # The cancel flag is set, so nothing will be committed; the store is built to survive a killed run (the
+        # edit-log entry is the commit point, leftovers are swept), so end the process instead of waiting.
+        sys.stderr.write("seal-agent: stopped the job in progress; nothing was committed\n")
+        sys.stderr.flush()
+        os._exit(0)
+    loop.run_until_complete(loop.shutdown_default_executor())  # the store-opening thread, if still running
+    loop.close()
