@@ -54,9 +54,9 @@ def loaders():
     return (lambda: (student, tok)), (lambda _adapter: (teacher, tok))
 
 
-def run_bench(tmp_path, data_file, out: str, on_record=None, **kw) -> dict:
+def run_bench(tmp_path, data_file, out: str, on_record=None, conditions=CONDITIONS, **kw) -> dict:
     load_student, load_teacher = loaders()
-    opts = BenchOptions(data=data_file, conditions=CONDITIONS, seeds=2, out=tmp_path / out, engine="sequential", **kw)
+    opts = BenchOptions(data=data_file, conditions=conditions, seeds=2, out=tmp_path / out, engine="sequential", **kw)
     bench = KnowledgeBench(tiny_config(tmp_path / "home"), opts, load_student=load_student,
                            load_teacher=load_teacher, on_record=on_record)
     return bench.prepare().run()
@@ -102,7 +102,8 @@ class Stop(Exception):
 
 
 def test_resume_after_interruption_gives_the_same_result(tmp_path, data_file):
-    whole = run_bench(tmp_path, data_file, "whole")
+    conds = ("base", "passage", "ref")
+    whole = run_bench(tmp_path, data_file, "whole", conditions=conds)
 
     def stop_after(k):
         def hook(_rec, done, _total):
@@ -111,16 +112,16 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path, data_file):
         return hook
 
     with pytest.raises(Stop):
-        run_bench(tmp_path, data_file, "parts", on_record=stop_after(5))
+        run_bench(tmp_path, data_file, "parts", on_record=stop_after(5), conditions=conds)
     lines = (tmp_path / "parts" / "results.jsonl").read_text().splitlines()
     assert len(lines) == 5
     with open(tmp_path / "parts" / "results.jsonl", "a") as f:  # a write cut short by a kill
         f.write('{"condition": "pas')
     seen = []
-    resumed = run_bench(tmp_path, data_file, "parts", on_record=lambda r, d, t: seen.append(d))
-    assert seen[0] == 6 and seen[-1] == 14  # only the unfinished units were run
+    resumed = run_bench(tmp_path, data_file, "parts", on_record=lambda r, d, t: seen.append(d), conditions=conds)
+    assert seen[0] == 6 and seen[-1] == 10  # only the unfinished units were run: 2 passages x (1 + 2 + 2)
     assert strip_timing(resumed) == strip_timing(whole)
-    assert len((tmp_path / "parts" / "results.jsonl").read_text().splitlines()) == 14
+    assert len((tmp_path / "parts" / "results.jsonl").read_text().splitlines()) == 10
 
 
 def test_cpt_mode_and_changed_settings_refused(tmp_path, data_file):
