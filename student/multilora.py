@@ -4,10 +4,12 @@ Why hand-written: peft can hold several adapters and even route a mixed batch to
 (``adapter_names=``), but only for inference — training one adapter per example in one batch is not
 supported. SEAL therefore trains one adapter at a time, one sequence per step, and a GPU sits idle
 between tiny kernels. Here every target ``nn.Linear`` of the base model is swapped for a
-:class:`RoutedLoRALinear` holding stacked adapter weights ``A: (K, r, in)`` and ``B: (K, out, r)``; a
-shared :class:`Router` holds one adapter index per batch row, and each row gets its own delta through
-batched matmuls over the gathered ``A[index]`` / ``B[index]`` (no Python loop over adapters). The same
-module serves generation with a KV cache: the routing index follows the batch rows.
+:class:`RoutedLoRALinear` holding stacked adapter weights ``A: (K, r, in)`` and ``B: (K, out, r)`` (views
+into one flat (K, P) bank, :class:`FlatBank`); a shared :class:`Router` holds one adapter index per batch
+row, and each row gets its own delta through batched matmuls over the gathered ``A[index]`` /
+``B[index]`` — or, when the rows come grouped by adapter with equal counts (training steps), over the
+stacked weights directly, with no gather. No Python loop over adapters. The same module serves
+generation with a KV cache: the routing index follows the batch rows.
 
 Training (:func:`train_many`) keeps every adapter exactly on the path it would follow alone with
 :func:`student.trainer.train_adapter`:
@@ -18,12 +20,12 @@ Training (:func:`train_many`) keeps every adapter exactly on the path it would f
 - per-adapter loss normalisation: adapter k's loss is the token mean over its own rows of the step;
   the step's loss is the sum over adapters, so no gradient mixes across adapters;
 - per-adapter gradient-norm clipping (``torch.nn.utils.clip_grad_norm_``'s formula on each slice);
-- per-adapter AdamW: AdamW is elementwise, so one set of moment tensors stacked like the weights is K
-  independent optimizers; the learning rate, weight decay and step count (bias correction) are
-  per-adapter vectors broadcast over the slices;
+- per-adapter AdamW: AdamW is elementwise, so torch's AdamW over the K rows of the stacked bank, one
+  param group per adapter (its learning rate, set from its own schedule each step, and weight decay),
+  is K independent optimizers with per-adapter moments and step counts;
 - adapters with different numbers of steps (text counts, batch sizes, epochs): an adapter whose schedule
-  is finished gets no more rows and is masked out of the update (no weight decay, no moment decay, no
-  step count), so it stays exactly where it would have stopped alone.
+  is finished gets no more rows and its row's gradient is None for the optimizer (no weight decay, no
+  moment decay, no step count), so it stays exactly where it would have stopped alone.
 
 Equivalence with the sequential engine is within float tolerance (batch composition and padding change
 reduction orders); with LoRA dropout > 0 the random streams differ, so it only holds in distribution.
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +50,7 @@ from .batching import batch_nll, model_device, pad_batch, pad_id_of, tokenize_te
 from .config import AnswerSettings, LoraSettings, TrainSettings
 from .inference import answer_sequences, generate_greedy, mean_per_token, question_prompts, sequences_nll
 from .student import lora_config
-from .trainer import TrainResult, batch_plan, lr_schedule
+from .trainer import TrainResult, batch_plan, lr_schedule, make_adamw
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 PEFT_PREFIX = "base_model.model."
@@ -70,22 +73,32 @@ ManyStepCallback = Callable[[int, int, dict[int, float]], None]
 
 
 class Router:
-    """State shared by all routed layers: the flat adapter bank and the adapter index of each batch row.
+    """The adapter index of each batch row, shared by all routed layers (None = base model only).
 
-    ``weight`` is one (K, P) parameter holding every layer's A and B of adapter k in row k, so the
-    optimizer, clipping and export work on one tensor (a handful of kernels per step, not thousands).
-    ``index`` = None runs the base model only. ``version`` changes with every routing, so layers may
-    cache their gathered weights during inference.
+    ``version`` changes with every routing (and every weight reset/load), so layers may cache their
+    gathered weights during inference.
     """
 
-    def __init__(self, weight: nn.Parameter) -> None:
-        self.weight = weight
+    def __init__(self) -> None:
         self.index: Optional[torch.Tensor] = None
+        self.blocks: Optional[tuple[int, int]] = None
         self.version = 0
 
-    def set(self, index: Optional[torch.Tensor]) -> None:
-        self.index = index
+    def set(self, index: Optional[torch.Tensor], blocks: Optional[tuple[int, int]] = None) -> None:
+        """Route rows; ``blocks = (n, c)`` says the rows are adapters 0..n-1 in order, c rows each."""
+        self.index, self.blocks = index, blocks
         self.version += 1
+
+
+def as_blocks(index: Sequence[int]) -> Optional[tuple[int, int]]:
+    """(n, c) when ``index`` is [0]*c + [1]*c + ... + [n-1]*c, else None."""
+    if not index or index[0] != 0:
+        return None
+    n = index[-1] + 1
+    c, rem = divmod(len(index), n)
+    if rem or any(index[i] != i // c for i in range(len(index))):
+        return None
+    return n, c
 
 
 def adapter_dtype(base_dtype: torch.dtype) -> torch.dtype:
@@ -93,33 +106,55 @@ def adapter_dtype(base_dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if base_dtype in (torch.float16, torch.bfloat16) else base_dtype
 
 
-class RoutedLoRALinear(nn.Module):
-    """``base(x) + scaling · B[k] A[k] x`` with k = the router's index of x's batch row.
+class FlatBank:
+    """All adapters' weights in one (K, P) tensor, and their gradients in another.
 
-    A (K, r, in) and B (K, out, r) are views into the router's flat bank at ``offset``.
+    Each layer's A (K, r, in) and B (K, out, r) are leaf parameters that are *views* into ``weight``,
+    with ``.grad`` set to the matching views of ``grad``: autograd accumulates into them in place, so
+    after backward ``grad`` holds every adapter's full gradient, and clipping and AdamW are a handful
+    of kernels over two tensors (not thousands over per-layer tensors). Slicing one big leaf inside
+    forward instead would make autograd materialise a full (K, P) gradient per layer.
     """
 
-    def __init__(self, base: nn.Linear, r: int, scaling: float, dropout: float, router: Router, offset: int) -> None:
+    def __init__(self, k: int, size: int, dtype: torch.dtype, device: torch.device) -> None:
+        self.weight = torch.zeros(k, size, dtype=dtype, device=device)
+        self.grad = torch.zeros_like(self.weight)
+        self.used = 0
+        self.views: list[tuple[nn.Parameter, torch.Tensor]] = []
+
+    def take(self, *shape: int) -> nn.Parameter:
+        """A (K, *shape) parameter backed by the next columns of the bank."""
+        n = math.prod(shape)
+        start, self.used = self.used, self.used + n
+        k = self.weight.shape[0]
+        param = nn.Parameter(self.weight[:, start : self.used].view(k, *shape))
+        param.grad = self.grad[:, start : self.used].view(k, *shape)
+        self.views.append((param, param.grad))
+        return param
+
+    def check(self) -> None:
+        """Fail loudly if autograd replaced a gradient view instead of accumulating into it."""
+        if any(p.grad is not g for p, g in self.views):
+            raise RuntimeError("a LoRA gradient left the flat bank (was .grad reassigned?)")
+
+
+class RoutedLoRALinear(nn.Module):
+    """``base(x) + scaling · B[k] A[k] x`` with k = the router's index of x's batch row."""
+
+    def __init__(self, base: nn.Linear, bank: FlatBank, r: int, scaling: float, dropout: float,
+                 router: Router) -> None:
         super().__init__()
         self.base = base
         self.router = router
-        self.r, self.scaling, self.offset = r, scaling, offset
+        self.scaling = scaling
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.A = bank.take(r, base.in_features)
+        self.B = bank.take(base.out_features, r)
         self._cache: tuple[int, torch.Tensor, torch.Tensor] | None = None
 
     @staticmethod
     def size(base: nn.Linear, r: int) -> int:
         return r * (base.in_features + base.out_features)
-
-    @property
-    def A(self) -> torch.Tensor:
-        w, n = self.router.weight, self.r * self.base.in_features
-        return w[:, self.offset : self.offset + n].view(w.shape[0], self.r, self.base.in_features)
-
-    @property
-    def B(self) -> torch.Tensor:
-        w, start = self.router.weight, self.offset + self.r * self.base.in_features
-        return w[:, start : start + self.r * self.base.out_features].view(w.shape[0], self.base.out_features, self.r)
 
     def _gathered(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if torch.is_grad_enabled():
@@ -136,9 +171,15 @@ class RoutedLoRALinear(nn.Module):
         rows = x.shape[0]
         if index.shape[0] != rows:
             raise RuntimeError(f"router has {index.shape[0]} rows, the batch has {rows}")
-        a, b = self._gathered(index)
-        h = self.dropout(x.to(a.dtype)).reshape(rows, -1, x.shape[-1])  # (N, T, in)
-        h = torch.bmm(torch.bmm(h, a.transpose(1, 2)), b.transpose(1, 2))  # (N, T, r) -> (N, T, out)
+        blocks = self.router.blocks
+        if blocks is not None:  # rows grouped by adapter, c each: multiply by the stacked weights, no gather
+            n, c = blocks
+            a, b = (self.A, self.B) if n == self.A.shape[0] else (self.A[:n], self.B[:n])
+            h = self.dropout(x.to(a.dtype)).reshape(n, -1, x.shape[-1])  # (n, c·T, in)
+        else:
+            a, b = self._gathered(index)
+            h = self.dropout(x.to(a.dtype)).reshape(rows, -1, x.shape[-1])  # (N, T, in)
+        h = torch.bmm(torch.bmm(h, a.transpose(1, 2)), b.transpose(1, 2))  # (·, ·, r) -> (·, ·, out)
         # as peft: add in the adapter dtype, then cast back to the base layer's output dtype
         return (out + h.reshape(out.shape) * self.scaling).to(out.dtype)
 
@@ -178,16 +219,14 @@ class MultiLoRA:
         bases = [modules[name] for name in self.names]
         if len({(m.weight.device, adapter_dtype(m.weight.dtype)) for m in bases}) != 1:
             raise ValueError("multi-LoRA needs all target layers on one device with one dtype")
-        offsets = [0]
-        for m in bases:
-            offsets.append(offsets[-1] + RoutedLoRALinear.size(m, lora.r))
         w = bases[0].weight
-        self.weight = nn.Parameter(torch.zeros(k, offsets[-1], dtype=adapter_dtype(w.dtype), device=w.device))
-        self.router = Router(self.weight)
+        size = sum(RoutedLoRALinear.size(m, lora.r) for m in bases)
+        self.bank = FlatBank(k, size, adapter_dtype(w.dtype), w.device)
+        self.router = Router()
         scaling = lora.alpha / lora.r
         self.layers: dict[str, RoutedLoRALinear] = {
-            name: RoutedLoRALinear(m, lora.r, scaling, lora.dropout, self.router, off)
-            for name, m, off in zip(self.names, bases, offsets)
+            name: RoutedLoRALinear(m, self.bank, lora.r, scaling, lora.dropout, self.router)
+            for name, m in zip(self.names, bases)
         }
         self._flags: list[tuple[nn.Parameter, bool]] = []
         self.attached = False
@@ -229,17 +268,22 @@ class MultiLoRA:
         return model_device(self.model)
 
     def parameters(self) -> list[nn.Parameter]:
-        """The trainable tensors: one (K, P) bank."""
-        return [self.weight]
+        """The per-layer A and B parameters (views into ``bank.weight``)."""
+        return [p for layer in self.layers.values() for p in (layer.A, layer.B)]
 
     def route(self, index: Optional[Sequence[int]]) -> None:
         """Send batch row i to adapter ``index[i]`` (None: base model, no adapter)."""
-        self.router.set(None if index is None else torch.as_tensor(list(index), dtype=torch.long, device=self.device))
+        if index is None:
+            self.router.set(None)
+            return
+        index = list(index)
+        self.router.set(torch.as_tensor(index, dtype=torch.long, device=self.device), as_blocks(index))
 
     @torch.no_grad()
     def reset(self, k: int, seed: int) -> None:
         """Fresh adapter k, identical to ``Student.reset(seed)``: seeded Kaiming-uniform A (layer order), B = 0."""
-        devices = [self.weight.device.index or 0] if self.weight.device.type == "cuda" else []
+        w = self.bank.weight
+        devices = [w.device.index or 0] if w.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             for layer in self.layers.values():
@@ -280,64 +324,48 @@ class MultiLoRA:
 
 
 # training --------------------------------------------------------------------
-class StackedAdamW:
-    """K independent AdamW optimizers over stacked (K, ...) tensors.
+class PerAdapterAdamW:
+    """K independent AdamW optimizers: torch.optim.AdamW with one param group per adapter.
 
-    AdamW is elementwise, so moments stacked like the weights are exactly K separate optimizers; only
-    the scalars differ per adapter: learning rate, weight decay and step count (bias correction) are
-    (K,) vectors, and ``active`` masks adapters that take no step. Same formula as torch.optim.AdamW
-    (decoupled weight decay; bias-corrected moments; eps added after the bias-corrected sqrt).
+    Adapter k's parameter is row k of the bank (a view; its ``.grad`` is row k of the bank's gradient).
+    AdamW is elementwise, so one AdamW over the stacked rows is K separate optimizers; the param groups
+    carry what differs per adapter: learning rate (set from its schedule every step) and weight decay.
+    An adapter that takes no step has its row's ``.grad`` set to None for that step: torch's AdamW then
+    skips it entirely (no weight decay, no moment decay, no step count). Same implementation and
+    defaults as :func:`student.trainer.train_adapter`'s optimizer (:func:`student.trainer.make_adamw`).
     """
 
-    def __init__(self, params: Sequence[nn.Parameter], k: int, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
-        self.params = list(params)
-        self.beta1, self.beta2 = betas
-        self.eps = eps
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.steps = torch.zeros(k, dtype=torch.float64)
+    def __init__(self, bank: "FlatBank", settings: Sequence[TrainSettings]) -> None:
+        self.bank = bank
+        self.rows = [nn.Parameter(bank.weight[k]) for k in range(len(settings))]
+        self.optimizer = make_adamw(
+            [{"params": [row], "lr": s.lr, "weight_decay": s.weight_decay} for row, s in zip(self.rows, settings)],
+            settings[0].lr, settings[0].weight_decay,
+        )
 
     @torch.no_grad()
-    def step(self, lr: torch.Tensor, weight_decay: torch.Tensor, active: torch.Tensor) -> None:
-        """One step for the adapters where ``active``; lr, weight_decay, active: (K,) CPU tensors."""
-        self.steps += active.to(self.steps.dtype)
-        t = self.steps.clamp_min(1)
-        bc1 = 1 - self.beta1**t
-        bc2_sqrt = (1 - self.beta2**t).sqrt()
-        lr64 = lr.to(torch.float64)
-        decay = 1 - lr64 * weight_decay.to(torch.float64)
-        step_size = lr64 / bc1
-        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            if p.grad is None:
-                continue
-            shape = (-1,) + (1,) * (p.dim() - 1)
-            on = active.to(p.device).view(shape)
-            g = p.grad
-            m_new = m.lerp(g, 1 - self.beta1)
-            v_new = v * self.beta2 + (1 - self.beta2) * g * g
-            denom = v_new.sqrt() / bc2_sqrt.to(p.device, p.dtype).view(shape) + self.eps
-            p_new = p * decay.to(p.device, p.dtype).view(shape)
-            p_new = p_new - step_size.to(p.device, p.dtype).view(shape) * m_new / denom
-            p.copy_(torch.where(on, p_new, p))
-            m.copy_(torch.where(on, m_new, m))
-            v.copy_(torch.where(on, v_new, v))
+    def step(self, lrs: dict[int, float]) -> None:
+        """One step for the adapters in ``lrs`` (adapter -> its learning rate this step)."""
+        for k, (row, group) in enumerate(zip(self.rows, self.optimizer.param_groups)):
+            row.grad = self.bank.grad[k] if k in lrs else None
+            if k in lrs:
+                group["lr"] = lrs[k]
+        self.optimizer.step()
+        for row in self.rows:
+            row.grad = None
 
 
 @torch.no_grad()
-def clip_per_adapter(params: Sequence[nn.Parameter], max_norm: torch.Tensor) -> torch.Tensor:
-    """``clip_grad_norm_`` on each adapter's slice of the stacked grads; max_norm (K,), <= 0 = no clipping.
+def clip_per_adapter(grad: torch.Tensor, max_norm: torch.Tensor) -> torch.Tensor:
+    """``clip_grad_norm_`` on each adapter's row of a (K, P) gradient; max_norm (K,), <= 0 = no clipping.
 
-    Returns the per-adapter total gradient norms (before clipping).
+    Returns the per-adapter gradient norms (before clipping).
     """
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros_like(max_norm)
-    max_norm = max_norm.to(grads[0].device, torch.float64)
-    norms = torch.stack([g.pow(2).flatten(1).sum(1).to(torch.float64) for g in grads]).sum(0).sqrt()
+    norms = torch.linalg.vector_norm(grad, dim=1)
+    max_norm = max_norm.to(grad.device, norms.dtype)
     coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     coef = torch.where(max_norm > 0, coef, torch.ones_like(coef))
-    for g in grads:
-        g.mul_(coef.to(g.device, g.dtype).view((-1,) + (1,) * (g.dim() - 1)))
+    grad.mul_(coef.view(-1, 1))
     return norms
 
 
@@ -414,15 +442,15 @@ def train_many(
         raise RuntimeError("attach the MultiLoRA first (with MultiLoRA(...) as multi:)")
     start = time.perf_counter()
     n = len(texts)
+    if n == 0:
+        return []
     plans = [_plan(tokenizer, t, s) for t, s in zip(texts, settings)]
     results = [TrainResult() for _ in range(n)]
     total = max((len(p.steps) for p in plans), default=0)
-    params = multi.parameters()
-    optimizer = StackedAdamW(params, multi.k)
-    weight_decay = torch.zeros(multi.k, dtype=torch.float64)
+    bank = multi.bank
+    optimizer = PerAdapterAdamW(bank, settings)
     max_norm = torch.zeros(multi.k, dtype=torch.float64)
     for k, s in enumerate(settings):
-        weight_decay[k] = s.weight_decay
         max_norm[k] = s.grad_clip or 0.0
     pad_id = pad_id_of(tokenizer)
     device = multi.device
@@ -446,24 +474,24 @@ def train_many(
             step_nll = torch.zeros(multi.k, dtype=torch.float64, device=device)
             lengths = [len(s) for s in seqs]
             for rows in micro_batches(lengths, max_tokens, overhead):
+                rows = sorted(rows, key=lambda i: owner[i])  # grouped by adapter: the routed layers' fast path
                 batch = pad_batch([seqs[i] for i in rows], pad_id)
                 index = [owner[i] for i in rows]
                 multi.route(index)
                 nll, _ = batch_nll(model, batch)
                 route = multi.router.index
                 per_adapter = torch.zeros(multi.k, dtype=nll.dtype, device=device).index_add(0, route, nll)
-                (per_adapter * scale.to(nll.dtype)).sum().backward()
+                with warnings.catch_warnings():
+                    # the bank's column views are strided (not "dense"); accumulation is in place all the same
+                    warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout")
+                    (per_adapter * scale.to(nll.dtype)).sum().backward()
                 step_nll += per_adapter.detach().to(torch.float64)
             multi.route(None)
-            on = torch.zeros(multi.k, dtype=torch.bool)
-            on[active] = True
-            lr = torch.zeros(multi.k, dtype=torch.float64)
-            for k in active:
-                lr[k] = plans[k].lrs[step]
-            clip_per_adapter(params, max_norm)
-            optimizer.step(lr, weight_decay, on)
-            for p in params:
-                p.grad = None
+            if step == 0:
+                bank.check()
+            clip_per_adapter(bank.grad, max_norm)
+            optimizer.step({k: plans[k].lrs[step] for k in active})
+            bank.grad.zero_()
             losses = (step_nll.cpu() / counts.clamp_min(1)).tolist()
             for k in active:
                 results[k].losses.append(losses[k])
@@ -473,8 +501,7 @@ def train_many(
                 on_step(step + 1, total, {k: losses[k] for k in active})
     finally:
         multi.route(None)
-        for p in params:
-            p.grad = None
+        bank.grad.zero_()
         model.train(was_training)
     seconds = time.perf_counter() - start
     for r in results:

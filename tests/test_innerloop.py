@@ -76,7 +76,7 @@ def test_rejects_bad_input(tiny_model, tiny_tokenizer):
 # --- batched multi-LoRA engine ------------------------------------------------------------------
 from peft import PeftModel  # noqa: E402
 
-from student.multilora import MultiLoRA, micro_batches, target_names, train_many  # noqa: E402
+from student.multilora import MultiLoRA, as_blocks, micro_batches, target_names, train_many  # noqa: E402
 
 MIXED = [  # different text counts, lr, epochs, batch sizes, schedules, clipping, weight decay; one base row
     (TEXTS, dict(seed=1)),
@@ -176,7 +176,15 @@ def test_mixed_batch_routing_equals_separate_runs(tiny_model, tiny_tokenizer):
             singles.append(tiny_model(input_ids=ids[row : row + 1]).logits[0])
         multi.route(None)
         base = tiny_model(input_ids=ids).logits
+        multi.route([0, 1])  # grouped rows: the no-gather block path
+        blocks = tiny_model(input_ids=ids).logits
+        multi.route([0])
+        first = tiny_model(input_ids=ids[:1]).logits[0]
+        multi.route([1])
+        second = tiny_model(input_ids=ids[1:]).logits[0]
+        multi.route(None)
     assert torch.allclose(mixed[0], singles[0], atol=1e-5) and torch.allclose(mixed[1], singles[1], atol=1e-5)
+    assert torch.allclose(blocks[0], first, atol=1e-5) and torch.allclose(blocks[1], second, atol=1e-5)
     assert not torch.allclose(mixed, base, atol=1e-3)
     # detached: the model is plain again
     assert not any("Routed" in type(m).__name__ for m in tiny_model.modules())
@@ -217,3 +225,9 @@ def test_micro_batches_partition(overhead):
     if overhead == 0:  # padding only within a length bucket of 8
         assert all(len({-(-lengths[i] // 8) for i in p}) == 1 for p in parts)
     assert micro_batches([], 256, overhead) == []
+
+
+def test_as_blocks():
+    assert as_blocks([0, 1, 2]) == (3, 1) and as_blocks([0, 0, 1, 1]) == (2, 2) and as_blocks([0]) == (1, 1)
+    assert as_blocks([1, 0]) is None and as_blocks([0, 0, 1]) is None and as_blocks([1, 2]) is None
+    assert as_blocks([]) is None
