@@ -6,9 +6,10 @@ supported. SEAL therefore trains one adapter at a time, one sequence per step, a
 between tiny kernels. Here every target ``nn.Linear`` of the base model is swapped for a
 :class:`RoutedLoRALinear` holding stacked adapter weights ``A: (K, r, in)`` and ``B: (K, out, r)`` (views
 into one flat (K, P) bank, :class:`FlatBank`); a shared :class:`Router` holds one adapter index per batch
-row, and each row gets its own delta through batched matmuls over the gathered ``A[index]`` /
-``B[index]`` — or, when the rows come grouped by adapter with equal counts (training steps), over the
-stacked weights directly, with no gather. No Python loop over adapters. The same module serves
+row. Rows are scattered into per-adapter blocks (zero rows pad an adapter with fewer rows; none at all
+when the rows come grouped, as in training steps), and one batched matmul over the stacked weights gives
+every row its own delta; if the rows are too unbalanced for blocks, per-row copies ``A[index]`` /
+``B[index]`` are gathered instead. No Python loop over adapters. The same module serves
 generation with a KV cache: the routing index follows the batch rows.
 
 Training (:func:`train_many`) keeps every adapter exactly on the path it would follow alone with
@@ -72,33 +73,55 @@ ManyStepCallback = Callable[[int, int, dict[int, float]], None]
 """on_step(step, total, losses): global step in 1..total, loss of each adapter that trained in it."""
 
 
-class Router:
-    """The adapter index of each batch row, shared by all routed layers (None = base model only).
+PAD_BUDGET = 2.0
+"""The block layout is used when it needs at most this many padded rows per real row."""
 
-    ``version`` changes with every routing (and every weight reset/load), so layers may cache their
-    gathered weights during inference.
+
+@dataclass(frozen=True)
+class Layout:
+    """Rows laid out as n blocks of c (adapter k's rows in block k, zero rows where it has fewer than c).
+
+    ``slots[i]`` is row i's place in the n·c padded rows; None when that is the identity (the rows
+    already come grouped by adapter, c each: no copy at all).
     """
+
+    n: int
+    c: int
+    slots: Optional[torch.Tensor]
+
+
+def block_layout(index: Sequence[int], device: torch.device, budget: Optional[float] = None) -> Optional[Layout]:
+    """The block layout of rows routed to ``index``, or None when it would pad more than ``budget``×
+    (default :data:`PAD_BUDGET`)."""
+    budget = PAD_BUDGET if budget is None else budget
+    if not index:
+        return None
+    n = max(index) + 1
+    seen = [0] * n
+    slots = []
+    for k in index:
+        slots.append(k)  # block index for now; the offset inside the block follows
+        seen[k] += 1
+    c = max(seen)
+    if n * c > budget * len(index):
+        return None
+    rank = [0] * n
+    for i, k in enumerate(index):
+        slots[i] = k * c + rank[k]
+        rank[k] += 1
+    identity = len(index) == n * c and slots == list(range(len(index)))
+    return Layout(n, c, None if identity else torch.as_tensor(slots, dtype=torch.long, device=device))
+
+
+class Router:
+    """The adapter of each batch row, shared by all routed layers (``index`` None = base model only)."""
 
     def __init__(self) -> None:
         self.index: Optional[torch.Tensor] = None
-        self.blocks: Optional[tuple[int, int]] = None
-        self.version = 0
+        self.layout: Optional[Layout] = None
 
-    def set(self, index: Optional[torch.Tensor], blocks: Optional[tuple[int, int]] = None) -> None:
-        """Route rows; ``blocks = (n, c)`` says the rows are adapters 0..n-1 in order, c rows each."""
-        self.index, self.blocks = index, blocks
-        self.version += 1
-
-
-def as_blocks(index: Sequence[int]) -> Optional[tuple[int, int]]:
-    """(n, c) when ``index`` is [0]*c + [1]*c + ... + [n-1]*c, else None."""
-    if not index or index[0] != 0:
-        return None
-    n = index[-1] + 1
-    c, rem = divmod(len(index), n)
-    if rem or any(index[i] != i // c for i in range(len(index))):
-        return None
-    return n, c
+    def set(self, index: Optional[torch.Tensor], layout: Optional[Layout] = None) -> None:
+        self.index, self.layout = index, layout
 
 
 def adapter_dtype(base_dtype: torch.dtype) -> torch.dtype:
@@ -150,18 +173,10 @@ class RoutedLoRALinear(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.A = bank.take(r, base.in_features)
         self.B = bank.take(base.out_features, r)
-        self._cache: tuple[int, torch.Tensor, torch.Tensor] | None = None
 
     @staticmethod
     def size(base: nn.Linear, r: int) -> int:
         return r * (base.in_features + base.out_features)
-
-    def _gathered(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if torch.is_grad_enabled():
-            return self.A[index], self.B[index]
-        if self._cache is None or self._cache[0] != self.router.version:  # generation: gather once per routing
-            self._cache = (self.router.version, self.A[index], self.B[index])
-        return self._cache[1], self._cache[2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base(x)
@@ -171,15 +186,19 @@ class RoutedLoRALinear(nn.Module):
         rows = x.shape[0]
         if index.shape[0] != rows:
             raise RuntimeError(f"router has {index.shape[0]} rows, the batch has {rows}")
-        blocks = self.router.blocks
-        if blocks is not None:  # rows grouped by adapter, c each: multiply by the stacked weights, no gather
-            n, c = blocks
+        h = self.dropout(x.to(self.A.dtype)).reshape(rows, -1, x.shape[-1])  # (N, T, in)
+        layout = self.router.layout
+        if layout is None:  # unbalanced rows: per-row weights (a gathered copy of A and B per row)
+            h = torch.bmm(torch.bmm(h, self.A[index].transpose(1, 2)), self.B[index].transpose(1, 2))
+        else:  # block layout: one bmm over the stacked weights, rows scattered into adapter blocks
+            n, c, slots = layout.n, layout.c, layout.slots
             a, b = (self.A, self.B) if n == self.A.shape[0] else (self.A[:n], self.B[:n])
-            h = self.dropout(x.to(a.dtype)).reshape(n, -1, x.shape[-1])  # (n, c·T, in)
-        else:
-            a, b = self._gathered(index)
-            h = self.dropout(x.to(a.dtype)).reshape(rows, -1, x.shape[-1])  # (N, T, in)
-        h = torch.bmm(torch.bmm(h, a.transpose(1, 2)), b.transpose(1, 2))  # (·, ·, r) -> (·, ·, out)
+            if slots is not None:
+                h = h.new_zeros(n * c, *h.shape[1:]).index_copy(0, slots, h)
+            h = torch.bmm(torch.bmm(h.reshape(n, -1, h.shape[-1]), a.transpose(1, 2)), b.transpose(1, 2))
+            h = h.reshape(n * c, -1, h.shape[-1])
+            if slots is not None:
+                h = h.index_select(0, slots)
         # as peft: add in the adapter dtype, then cast back to the base layer's output dtype
         return (out + h.reshape(out.shape) * self.scaling).to(out.dtype)
 
@@ -277,7 +296,8 @@ class MultiLoRA:
             self.router.set(None)
             return
         index = list(index)
-        self.router.set(torch.as_tensor(index, dtype=torch.long, device=self.device), as_blocks(index))
+        device = self.device
+        self.router.set(torch.as_tensor(index, dtype=torch.long, device=device), block_layout(index, device))
 
     @torch.no_grad()
     def reset(self, k: int, seed: int) -> None:
@@ -291,7 +311,6 @@ class MultiLoRA:
                 nn.init.kaiming_uniform_(a, a=math.sqrt(5))  # what peft's reset_lora_parameters does
                 layer.A[k].copy_(a)
                 layer.B[k].zero_()
-        self.router.version += 1
 
     def state(self, k: int) -> dict[str, torch.Tensor]:
         """Adapter k as a peft state dict (keys as ``get_peft_model_state_dict`` / ``save_pretrained`` write)."""
@@ -310,7 +329,6 @@ class MultiLoRA:
         for name, layer in self.layers.items():
             layer.A[k].copy_(state[f"{PEFT_PREFIX}{name}.lora_A.weight"])
             layer.B[k].copy_(state[f"{PEFT_PREFIX}{name}.lora_B.weight"])
-        self.router.version += 1
 
     def save(self, k: int, folder: Path | str) -> Path:
         """Adapter k as a standard peft folder (adapter_config.json + adapter_model.safetensors)."""
@@ -474,7 +492,7 @@ def train_many(
             step_nll = torch.zeros(multi.k, dtype=torch.float64, device=device)
             lengths = [len(s) for s in seqs]
             for rows in micro_batches(lengths, max_tokens, overhead):
-                rows = sorted(rows, key=lambda i: owner[i])  # grouped by adapter: the routed layers' fast path
+                rows = sorted(rows, key=lambda i: owner[i])  # grouped by adapter: often no scatter needed
                 batch = pad_batch([seqs[i] for i in rows], pad_id)
                 index = [owner[i] for i in rows]
                 multi.route(index)

@@ -76,7 +76,7 @@ def test_rejects_bad_input(tiny_model, tiny_tokenizer):
 # --- batched multi-LoRA engine ------------------------------------------------------------------
 from peft import PeftModel  # noqa: E402
 
-from student.multilora import MultiLoRA, as_blocks, micro_batches, target_names, train_many  # noqa: E402
+from student.multilora import MultiLoRA, block_layout, micro_batches, target_names, train_many  # noqa: E402
 
 MIXED = [  # different text counts, lr, epochs, batch sizes, schedules, clipping, weight decay; one base row
     (TEXTS, dict(seed=1)),
@@ -162,30 +162,39 @@ def test_init_and_targets_match_peft(tiny_model, tiny_tokenizer):
     assert set(ours) == set(ref) and all(torch.equal(ours[k], ref[k]) for k in ref)
 
 
-def test_mixed_batch_routing_equals_separate_runs(tiny_model, tiny_tokenizer):
-    ids = tiny_tokenizer(["Paris is big", "Broncos won!"], return_tensors="pt")["input_ids"]
+def test_mixed_batch_routing_equals_separate_runs(tiny_model, tiny_tokenizer, monkeypatch):
+    """Every row gets its own adapter, whichever path the routed layers take (blocks, scatter, gather)."""
+    from student import multilora
+
+    ids = tiny_tokenizer(["Paris is big", "Broncos won!", "Water boils"], return_tensors="pt",
+                         padding=True)["input_ids"]
+    route = [2, 0, 2]
     with MultiLoRA(tiny_model, LORA, 3) as multi, torch.no_grad():
         for layer in multi.layers.values():  # non-trivial adapters
             torch.nn.init.normal_(layer.A, std=0.3)
             torch.nn.init.normal_(layer.B, std=0.3)
-        multi.route([2, 0])
-        mixed = tiny_model(input_ids=ids).logits
-        singles = []
-        for row, k in enumerate([2, 0]):
-            multi.route([k])
-            singles.append(tiny_model(input_ids=ids[row : row + 1]).logits[0])
+        runs = {}
+        for budget in (0.0, 1e9):  # 0: gathered per-row weights; 1e9: block layout (scatter/identity)
+            monkeypatch.setattr(multilora, "PAD_BUDGET", budget)
+            multi.route(route)
+            runs[budget] = tiny_model(input_ids=ids).logits
+            runs[budget, "singles"] = []
+            for row, k in enumerate(route):
+                multi.route([k])
+                runs[budget, "singles"].append(tiny_model(input_ids=ids[row : row + 1]).logits[0])
+        multi.route([0, 1, 2])  # grouped rows: identity layout, no copies
+        grouped = tiny_model(input_ids=ids).logits
+        monkeypatch.setattr(multilora, "PAD_BUDGET", 0.0)
+        multi.route([0, 1, 2])
+        grouped_gathered = tiny_model(input_ids=ids).logits
         multi.route(None)
         base = tiny_model(input_ids=ids).logits
-        multi.route([0, 1])  # grouped rows: the no-gather block path
-        blocks = tiny_model(input_ids=ids).logits
-        multi.route([0])
-        first = tiny_model(input_ids=ids[:1]).logits[0]
-        multi.route([1])
-        second = tiny_model(input_ids=ids[1:]).logits[0]
-        multi.route(None)
-    assert torch.allclose(mixed[0], singles[0], atol=1e-5) and torch.allclose(mixed[1], singles[1], atol=1e-5)
-    assert torch.allclose(blocks[0], first, atol=1e-5) and torch.allclose(blocks[1], second, atol=1e-5)
-    assert not torch.allclose(mixed, base, atol=1e-3)
+    reference = torch.stack(runs[0.0, "singles"])
+    for key in (0.0, 1e9):
+        assert torch.allclose(runs[key], reference, atol=1e-5)
+        assert torch.allclose(torch.stack(runs[key, "singles"]), reference, atol=1e-5)
+    assert torch.allclose(grouped, grouped_gathered, atol=1e-5)
+    assert not torch.allclose(runs[0.0], base, atol=1e-3)
     # detached: the model is plain again
     assert not any("Routed" in type(m).__name__ for m in tiny_model.modules())
 
@@ -227,7 +236,13 @@ def test_micro_batches_partition(overhead):
     assert micro_batches([], 256, overhead) == []
 
 
-def test_as_blocks():
-    assert as_blocks([0, 1, 2]) == (3, 1) and as_blocks([0, 0, 1, 1]) == (2, 2) and as_blocks([0]) == (1, 1)
-    assert as_blocks([1, 0]) is None and as_blocks([0, 0, 1]) is None and as_blocks([1, 2]) is None
-    assert as_blocks([]) is None
+def test_block_layout():
+    cpu = torch.device("cpu")
+    grouped = block_layout([0, 0, 1, 1], cpu)
+    assert (grouped.n, grouped.c, grouped.slots) == (2, 2, None)
+    mixed = block_layout([1, 0, 1], cpu)
+    assert (mixed.n, mixed.c, mixed.slots.tolist()) == (2, 2, [2, 0, 3])
+    partial = block_layout([0, 0, 1], cpu)
+    assert (partial.n, partial.c, partial.slots.tolist()) == (2, 2, [0, 1, 2])
+    assert block_layout([5], cpu) is None  # 6 padded rows for 1 real one: gather instead
+    assert block_layout([], cpu) is None
