@@ -56,6 +56,10 @@ async def test_add_ingest_history_rollback_ask(tmp_path, doc_file):
         [row] = app.query_one(HistoryPane).rows
         assert (row["kind"], row["status"], row["title"]) == ("commit", "active", "Zorblat")
 
+        await pilot.press("1", "p")                                           # probe every document now
+        await settle(pilot, app)
+        assert list(app.query_one(DocumentsPane).now) == [doc.doc_id]
+
         await pilot.press("3")
         assert app.query_one("#tabs").active == "history"
         await pilot.press("r")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from textual.widgets import Input
 
 from agent import events as ev
 from agent.core import Agent
@@ -85,9 +86,16 @@ def app(tmp_path, monkeypatch):
     time.tzset()
 
 
+def steady(app) -> None:
+    """No blinking cursor in the picture."""
+    for widget in app.query(Input):
+        widget.cursor_blink = False
+
+
 def tab(name: str, keys: str = ""):
     async def run_before(pilot) -> None:
         await settle(pilot, pilot.app)
+        steady(pilot.app)
         pilot.app.action_tab(name)
         if keys:
             await pilot.press(*keys)

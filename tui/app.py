@@ -129,7 +129,8 @@ class SealApp(App):
         view = m.view
         self.query_one(DocumentsPane).set_rows(view.documents)
         self.query_one(HistoryPane).set_rows(view.history)
-        self.query_one(ForgettingPane).set_matrix(view.matrix, view.metrics)
+        unprobed = frozenset(d.doc_id for d in view.documents if not d.probes)
+        self.query_one(ForgettingPane).set_matrix(view.matrix, view.metrics, unprobed)
         active = sum(1 for d in view.documents if d.status == "active")
         self.status.show(store=f"{active} document(s) learned · student at {view.head or 'the base model'}")
 

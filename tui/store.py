@@ -41,9 +41,10 @@ def read_store(agent) -> StoreView:
     docs = []
     for d in memory.documents(include_inactive=True):
         edit = commits.get(d["edit_id"])
-        latest = head_row.get(d["doc_id"]) if d["status"] == "active" else None
-        docs.append(DocRow(d["doc_id"], d["title"], d["status"], counts.get(d["doc_id"], 0),
-                           edit.after if edit else None, latest, d["edit_id"]))
+        n = counts.get(d["doc_id"], 0)
+        latest = head_row.get(d["doc_id"]) if d["status"] == "active" and n else None
+        docs.append(DocRow(d["doc_id"], d["title"], d["status"], n, edit.after if edit and n else None, latest,
+                           d["edit_id"]))
     matrix = store_matrix(memory)
     return StoreView(agent.history(), docs, matrix, matrix.metrics(), st.head)
 

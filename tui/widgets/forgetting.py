@@ -21,7 +21,9 @@ def heat(x: float | None) -> str:
     return f"black on rgb({r},{min(g, 200)},60)"
 
 
-def heatmap(matrix) -> Table | Text:
+def heatmap(matrix, unprobed: frozenset[str] = frozenset()) -> Table | Text:
+    """Rows: after each active commit; columns: documents (D1 = the first learned). ``unprobed``: doc ids without
+    probe questions, whose cells say n/a instead of a meaningless 0."""
     if matrix is None or not matrix.rows:
         return Text("No commits yet: the matrix fills in as documents are learned (rows: after each edit; "
                     "columns: documents).", style="dim")
@@ -31,7 +33,8 @@ def heatmap(matrix) -> Table | Text:
     for i in range(len(matrix.doc_ids)):
         table.add_column(f"D{i + 1}", justify="center")
     for k, row in enumerate(matrix.rows):
-        cells = [Text(f"{x:.2f}", style=heat(x)) if x is not None else Text("·", style="dim") for x in row]
+        cells = [Text("·", style="dim") if x is None else Text("n/a", style="dim") if matrix.doc_ids[i] in unprobed
+                 else Text(f"{x:.2f}", style=heat(x)) for i, x in enumerate(row)]
         pre = matrix.before[k] if k < len(matrix.before) else None
         table.add_row(Text(f"D{k + 1} {one_line(matrix.titles[k], 18)}"),
                       Text(f"{pre:.2f}", style="dim") if pre is not None else Text(""), *cells)
@@ -50,8 +53,8 @@ class ForgettingPane(Vertical):
         yield Static("Row k: accuracy on each document's probes after the k-th active edit (the diagonal is "
                      "'just learned'); pre: before it was learned.", id="heatmap-help")
 
-    def set_matrix(self, matrix, metrics) -> None:
-        self.query_one("#heatmap", Static).update(heatmap(matrix))
+    def set_matrix(self, matrix, metrics, unprobed: frozenset[str] = frozenset()) -> None:
+        self.query_one("#heatmap", Static).update(heatmap(matrix, unprobed))
         if metrics is None:
             self.query_one("#metrics", Static).update(Text("ACC —   BWT —", style="bold"))
             return
