@@ -16,9 +16,9 @@ from tui.widgets import AskPane, DocumentsPane, HistoryPane, LearnPane
 
 from .tui_helpers import notes, settle, tiny_factory, tui_config
 
-DOC = {"title": "Zorblat", "context": "The zorblat lives in Quentin Bay and eats blue kelp every morning.",
+DOC = {"title": "Zorblat [v2]", "context": "The zorblat lives in Quentin Bay and eats blue kelp every morning.",
        "questions": [{"question": "Where does the zorblat live?", "answer": "Quentin Bay"},
-                     {"question": "What does the zorblat eat?", "answer": "blue kelp"}]}
+                     {"question": "What does the zorblat [really] eat?", "answer": "blue kelp"}]}
 
 
 @pytest.fixture
@@ -26,6 +26,10 @@ def doc_file(tmp_path) -> Path:
     f = tmp_path / "zorblat.json"
     f.write_text(json.dumps([DOC]))
     return f
+
+
+def line(widget, y: int) -> str:
+    return "".join(segment.text for segment in widget.render_line(y))
 
 
 async def type_path(pilot, app, text: str) -> None:
@@ -52,19 +56,21 @@ async def test_add_ingest_history_rollback_ask(tmp_path, doc_file):
         assert any("probe accuracy" in n for n in notes(app))
 
         [doc] = app.query_one(DocumentsPane).rows
-        assert (doc.title, doc.status, doc.probes) == ("Zorblat", "active", 2) and doc.learned is not None
+        assert (doc.title, doc.status, doc.probes) == ("Zorblat [v2]", "active", 2) and doc.learned is not None
         [row] = app.query_one(HistoryPane).rows
-        assert (row["kind"], row["status"], row["title"]) == ("commit", "active", "Zorblat")
+        assert (row["kind"], row["status"], row["title"]) == ("commit", "active", "Zorblat [v2]")
 
         await pilot.press("1", "p")                                           # probe every document now
         await settle(pilot, app)
         assert list(app.query_one(DocumentsPane).now) == [doc.doc_id]
+        assert "Zorblat [v2]" in line(app.query_one("#docs"), 1)             # shown as text, not as markup
 
         await pilot.press("3")
         assert app.query_one("#tabs").active == "history"
         await pilot.press("r")
         await pilot.pause()
         assert type(app.screen).__name__ == "ConfirmScreen", notes(app)
+        assert "('Zorblat [v2]')" in str(app.screen.query_one("#confirm-text").render())
         await pilot.press("y")
         await settle(pilot, app)
         rows = app.query_one(HistoryPane).rows
@@ -139,11 +145,13 @@ async def test_pasted_text_goes_to_the_inbox_and_is_learned(tmp_path):
 @pytest.mark.asyncio
 async def test_bad_input_is_a_notification_not_a_traceback(tmp_path):
     app = SealApp(tui_config(tmp_path / "home"), agent_factory=tiny_factory)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(pilot, app)
-        await type_path(pilot, app, str(tmp_path / "missing.txt"))
+        await type_path(pilot, app, str(tmp_path / "missing [draft].txt"))   # not taken for Rich markup
         await settle(pilot, app)
-        assert any("missing.txt: no such file" in n for n in notes(app))
+        assert any("missing [draft].txt: no such file" in n for n in notes(app))
+        shown = " ".join(str(t.render()) for t in app.screen.query("Toast"))
+        assert "missing [draft].txt: no such file" in shown
         await pilot.press("5")
         await pilot.press("enter")                                        # an empty question
         assert any("Type a question first" in n for n in notes(app))

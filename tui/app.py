@@ -117,13 +117,18 @@ class SealApp(App):
 
     def refresh_store(self) -> None:
         if self.agent is not None:
-            self.run_worker(self._read_thread, thread=True, group="read", exit_on_error=False)
+            self.run_worker(self._read_thread, thread=True, group="read", exclusive=True, exit_on_error=False)
 
     def _read_thread(self) -> None:
         try:
             self.post_message(StoreChanged(read_store(self.agent)))
         except Exception as e:  # noqa: BLE001
-            self.call_from_thread(self.notify, _one_line_error(e), title="Reading the store", severity="error")
+            self.notify(_one_line_error(e), title="Reading the store", severity="error")  # posts: thread-safe
+
+    def notify(self, message: str, *, title: str = "", severity: str = "information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Notifications carry file names and error text: not Rich markup unless asked ("[train]" stays)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def on_store_changed(self, m: StoreChanged) -> None:
         view = m.view
@@ -139,6 +144,8 @@ class SealApp(App):
         return self.query_one(StatusLine)
 
     # ---- model jobs (one at a time, in a thread) ---------------------------------------------------------------
+    # Not exclusive=True: cancelling a thread worker does not stop its thread, so a second model job would run
+    # beside the first on the same model. A job is refused (or an ingest queued) while another runs instead.
     def start_job(self, kind: str, label: str, fn: Callable, *args) -> bool:
         if self.job is not None:
             self.notify(f"Busy: {self.job[1]}. Wait for it" + (", or Esc to cancel." if self.job[0] == "ingest"

@@ -72,10 +72,10 @@ class DocumentsPane(Vertical):
         width = max(20, self.size.width - 40)
         for r in self.rows:
             now = self.now.get(r.doc_id, r.latest)
-            table.add_row(one_line(r.title, width), Text(r.status.replace("_", " "), STATUS_STYLE.get(r.status, "")),
+            table.add_row(Text(one_line(r.title, width)), Text(r.status.replace("_", " "), STATUS_STYLE.get(r.status, "")),
                           str(r.probes), fmt_acc(r.learned), _delta(now, r.learned), key=r.doc_id)
         for key, (title, state) in self.pending.items():
-            table.add_row(one_line(title, width), Text(state, STATUS_STYLE[state]), "", "", "", key=f"pending:{key}")
+            table.add_row(Text(one_line(title, width)), Text(state, STATUS_STYLE[state]), "", "", "", key=f"pending:{key}")
         empty = not self.rows and not self.pending
         self.query_one("#docs-hint", Static).display = empty
         table.display = not empty

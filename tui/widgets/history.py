@@ -47,7 +47,7 @@ class HistoryPane(Vertical):
             scored = r["kind"] != "rollback"
             status = r["status"].replace("_", " ")
             table.add_row(str(r["seq"]), time.strftime("%m-%d %H:%M", time.localtime(r["created"])),
-                          Text(status, STATUS_STYLE.get(r["status"], "")), one_line(r["title"], title_w),
+                          Text(status, STATUS_STYLE.get(r["status"], "")), Text(one_line(r["title"], title_w)),
                           f"{r['before']:.2f}" if scored else "", f"{r['after']:.2f}" if scored else "",
                           f"{r['seconds']:.0f}" if scored else "", key=r["edit_id"])
         if self.rows:

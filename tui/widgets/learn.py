@@ -95,7 +95,7 @@ class LearnPane(Vertical):
         self.render_probes()
 
     def stage(self, text: str | Text) -> None:
-        self.query_one("#stage", Static).update(text)
+        self.query_one("#stage", Static).update(Text(text) if isinstance(text, str) else text)  # str: not markup
 
     def decision(self, text: Text) -> None:
         self.query_one("#decision", Static).update(text)
@@ -165,7 +165,7 @@ class LearnPane(Vertical):
         table.add_column("Before", width=aw)
         table.add_column("After", width=aw)
         for r in self.probes:
-            table.add_row(one_line(r["question"], qw), one_line(r["gold"], gw), marked(*r["before"], aw - 2),
+            table.add_row(Text(one_line(r["question"], qw)), Text(one_line(r["gold"], gw)), marked(*r["before"], aw - 2),
                           marked(*r["after"], aw - 2))
         if self.summary:
             table.border_subtitle = " → ".join(f"{k} {v:.2f}" for k, v in self.summary.items())
