@@ -211,7 +211,8 @@ class Ingest:
         agent.memory.add_document(edit.edit_id, doc, chunks, probes, origin)
         agent.memory.add_selfedits(edit.edit_id, doc.doc_id, proposals)
         agent.memory.add_training(edit.edit_id, edit.seq, texts)
-        edit.retention = {**old_after, doc.doc_id: after["accuracy"]}
+        # a document without probes has no accuracy to track: it stays out of the forgetting matrix
+        edit.retention = {**old_after, **({doc.doc_id: after["accuracy"]} if probes else {})}
         edit.seconds = time.time() - t0
         agent.memory.log(edit)  # the commit point
         emit(EditCommitted(edit.edit_id, doc.doc_id, edit.adapter_id, edit.before, edit.after, edit.seconds, reason))

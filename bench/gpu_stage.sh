@@ -7,7 +7,8 @@ set -e
 mkdir -p /root/stage
 if [ ! -f /root/stage/smol/model.safetensors ]; then
   cat /root/stage/gguf.part.aa .stage2/gguf.part.ab > /root/stage/model.gguf
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .stage2/whl/*.whl
+  # the GPU image has typer, rich, numpy, pyyaml, tqdm; only gguf is missing
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .stage2/whl/gguf-*.whl
   PYTHONPATH=/tmp/site python3 - <<'PY'
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
