@@ -323,6 +323,10 @@ class ForgettingSweep:
         model, tok = self.load_student()
         self.student = Student(model, tok, self.cfg.lora, self.cfg.answer)
         self.base_weights = BaseWeights(self.student)
+        dtype = next(self.student.model.parameters()).dtype
+        if "merge" in self.opts.update and str(dtype) != "torch.float32":
+            self.emit(Message("warning", f"merge mode adds small LoRA deltas to {dtype} weights, which rounds part of "
+                                         "them away; --set models.dtype=float32 measures SEAL's merge faithfully"))
         self.device = str(self.student.device)
 
 

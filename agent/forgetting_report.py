@@ -92,7 +92,7 @@ def markdown(doc: dict) -> str:
     out = [f"# Forgetting sweep: T = {T} documents, {c['runs']} order(s)", "",
            f"data `{c['data']}` · texts `{c['texts']}` · replay ratio {c['ratio']} · capacity {c['capacity']} · "
            f"lr {c['train']['lr']} · epochs {c['train']['epochs']} · LoRA r {c['lora']['r']} · "
-           f"{doc['machine']['device']} · {doc['seconds']:.0f} s", "",
+           f"{doc['machine']['device']} · {doc['run_seconds']:.0f} s in runs ({doc['seconds']:.0f} s this invocation)", "",
            "Accuracy = 'contains' on the extracted answer, per document; R[k][i] = accuracy on the i-th learned "
            "document after k edits. BWT < 0 is forgetting; FWT = what earlier edits taught about later documents; "
            "ppl drift = general-text perplexity after T edits / before − 1; NLL BWT > 0 = gold answers of earlier "
@@ -151,12 +151,17 @@ def lines(series: dict[str, list[dict]], path: Path, title: str, ylabel: str) ->
     """One line per strategy over steps 0..T (mean, with a ±std band)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
+    colours = {"none": "tab:red", "reservoir": "tab:blue", "mixed": "tab:green"}
     for name, pts in series.items():
+        update, _, replay = name.partition("-")
+        style = {"color": colours.get(replay), "linestyle": "--" if update == "merge" else "-",
+                 "marker": "s" if update == "merge" else "o"}
         xs = list(range(len(pts)))
         ys = [p["mean"] for p in pts]
         sd = [p["std"] if p["std"] == p["std"] else 0.0 for p in pts]
-        ax.plot(xs, ys, marker="o", label=name)
-        ax.fill_between(xs, [y - s for y, s in zip(ys, sd)], [y + s for y, s in zip(ys, sd)], alpha=0.15)
+        ax.plot(xs, ys, label=name, **style)
+        ax.fill_between(xs, [y - s for y, s in zip(ys, sd)], [y + s for y, s in zip(ys, sd)], alpha=0.12,
+                        color=style["color"])
     ax.set_xlabel("edits (documents learned)")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
@@ -182,6 +187,7 @@ def write_outputs(sweep, runs: list, seconds: float) -> dict:
                    "lora": dataclasses.asdict(sweep.cfg.lora), "answer": dataclasses.asdict(sweep.cfg.answer),
                    "out": str(out)},
         "machine": machine_info(sweep.device), "seconds": round(seconds, 1),
+        "run_seconds": round(sum(s["seconds"] for s in summ.values()), 1),
         "documents": [{"index": d.index, "title": d.title, "questions": len(d.questions), "texts": len(d.texts)}
                       for d in sweep.docs],
         "strategies": summ,
