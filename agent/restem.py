@@ -102,6 +102,13 @@ def teacher_store(cfg: Config) -> AdapterStore:
     return AdapterStore(cfg.home / "adapters" / "teacher")
 
 
+def ensure_home(cfg: Config) -> None:
+    """Make ``cfg.home`` a seal-agent home (or refuse a foreign / busy one) before hours of training: a home holding
+    only adapters/ would be refused by every later command."""
+    from .memory import Memory
+    Memory(cfg.home, create=True).close()
+
+
 def _free() -> None:
     gc.collect()
     try:
@@ -522,4 +529,4 @@ def _f(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.3f}"
 
 
-__all__ = ["Restem", "RestemOptions", "round_line", "teacher_store"]
+__all__ = ["Restem", "RestemOptions", "ensure_home", "round_line", "teacher_store"]

@@ -236,6 +236,10 @@ def test_exported_version_loads_with_peft_and_changes_generation(tmp_path, capsy
     rows = json.loads(capsys.readouterr().out)["versions"]
     assert e.value.code == 0 and [(r["id"], r["round"], r["parent"]) for r in rows] == [(version, 1, None)]
     with pytest.raises(SystemExit) as e:
+        main(["--home", str(tmp_path / "new"), "--json", "teacher", "list"])
+    assert e.value.code == 0 and json.loads(capsys.readouterr().out) == {"versions": []}
+    assert not (tmp_path / "new").exists()  # listing creates nothing
+    with pytest.raises(SystemExit) as e:
         main(["--home", str(cfg.home), "teacher", "train", "--reward", "bleu", "--out", str(tmp_path / "x")])
     assert e.value.code == 2 and "--reward 'bleu'" in capsys.readouterr().err
 

@@ -48,7 +48,7 @@ def train(ctx: typer.Context,
           device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (default: config).")):
     """ReST-EM: sample self-edits, reward them by the student's gain over passage-only, SFT the teacher's policy
     adapter on the winners; one new teacher version per round."""
-    from ..restem import Restem, RestemOptions
+    from ..restem import Restem, RestemOptions, ensure_home
     from ..restem_split import HELDOUT_DATA, TRAIN_DATA
 
     st = state(ctx)
@@ -61,6 +61,7 @@ def train(ctx: typer.Context,
                          passages=passages, samples=samples, seeds=seeds, reward=reward, keep=keep,
                          self_mode=self_mode, family=family, eval_titles=titles, eval_passages=eval_passages,
                          out=out, engine=engine, group=group, gen_batch=gen_batch)
+    ensure_home(cfg)
     with emitter(ctx) as emit:
         doc = Restem(cfg, opts, emit=emit).prepare().run()
 
@@ -96,9 +97,11 @@ def list_versions(ctx: typer.Context,
 
     st = state(ctx)
     st.json = st.json or json_out
-    store = teacher_store(st.config())
+    cfg = st.config()
+    root = cfg.home / "adapters" / "teacher"
     rows = []
-    for vid in store.ids():
+    store = teacher_store(cfg) if root.is_dir() else None  # listing creates nothing
+    for vid in store.ids() if store else []:
         meta = store.meta(vid)
         rs = meta.get("reward_stats") or {}
         rows.append({"id": vid, "round": meta.get("round"), "parent": meta.get("parent"),
