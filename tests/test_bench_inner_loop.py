@@ -26,7 +26,7 @@ def test_workload_uses_reference_self_edits():
 
 
 def test_run_reports_both_engines(tiny_model, tiny_tokenizer, monkeypatch):
-    monkeypatch.setattr(inner_loop, "measure_peak_flops", lambda device, dtype: 1e9)
+    monkeypatch.setattr(inner_loop, "measure_peak_flops", lambda device, dtype: inner_loop.Peak(1e9, 1e9))
     events = []
     cfg = Config()
     cfg.lora.r, cfg.lora.alpha = 4, 8
@@ -37,7 +37,7 @@ def test_run_reports_both_engines(tiny_model, tiny_tokenizer, monkeypatch):
     assert seq["candidates"] == 2 and seq["evals_per_s"] > 0 and seq["train_tokens"] > 0
     assert [row["k"] for row in doc["batched"]] == [1, 2]
     for row in doc["batched"]:
-        assert row["ratio"] > 0 and 0 < row["mfu"] and not math.isnan(row["tokens_per_s"])
+        assert row["ratio"] > 0 and 0 < row["mfu"] and row["mfu_cpu_time"] > 0 and not math.isnan(row["tokens_per_s"])
         assert row["train_tokens"] == seq["train_tokens"]
         assert row["agreement"]["max_loss_diff"] < 1e-3
     assert doc["model"]["params_touched"] == linear_params(tiny_model)

@@ -9,8 +9,9 @@ Reported per engine: self-edit evaluations per second, training tokens per secon
 training FLOPs ≈ 6 · params_touched · training tokens (params_touched = the weights of every linear layer a token
 passes through, lm_head included; attention-score FLOPs and the answer generation are not counted, so this is a
 lower bound) over the whole wall time (training + answering), against the peak measured with a large matmul in
-the model's dtype on the same device. On a shared CPU the wall-time ratio moves with the other processes' load;
-the CPU-time ratio (this process's CPU seconds) is reported beside it.
+the model's dtype on the same device. On a shared CPU the wall-time figures move with the other processes' load;
+the CPU-time ratio and MFU (this process's CPU seconds, against the matmul's FLOP per CPU second) are reported
+beside them and are the ones to compare.
 """
 from __future__ import annotations
 
@@ -109,15 +110,26 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_peak_flops(device: torch.device, dtype: torch.dtype, seconds: float = 1.0) -> float:
-    """FLOP/s of a large square matmul in ``dtype`` on ``device`` (the achievable peak for MFU)."""
+@dataclass(frozen=True)
+class Peak:
+    """Matmul FLOP/s per wall second, and per CPU second of this process (CPU devices only)."""
+    wall: float
+    cpu: Optional[float] = None
+
+
+def measure_peak_flops(device: torch.device, dtype: torch.dtype, seconds: float = 1.0) -> Peak:
+    """FLOP/s of a large square matmul in ``dtype`` on ``device`` (the achievable peak for MFU).
+
+    On a CPU the rate per CPU second of this process is measured too: it does not depend on how much of
+    the machine other processes take, so it stays comparable with the run's CPU time.
+    """
     n = 8192 if device.type == "cuda" else 1024
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):
         a @ b
     _sync(device)
-    reps, start = 0, time.perf_counter()
+    reps, start, cpu_start = 0, time.perf_counter(), time.process_time()
     while True:
         a @ b
         reps += 1
@@ -125,7 +137,9 @@ def measure_peak_flops(device: torch.device, dtype: torch.dtype, seconds: float 
             _sync(device)
             elapsed = time.perf_counter() - start
             if elapsed >= seconds:
-                return 2 * n**3 * reps / elapsed
+                flops = 2 * n**3 * reps
+                cpu = time.process_time() - cpu_start
+                return Peak(flops / elapsed, flops / cpu if device.type == "cpu" and cpu > 0 else None)
 
 
 def _run(model, tok, cands: list[Candidate], cfg: Config, answer: AnswerSettings, engine: str, k: int,
@@ -140,8 +154,9 @@ def _run(model, tok, cands: list[Candidate], cfg: Config, answer: AnswerSettings
     return results, time.perf_counter() - start, time.process_time() - cpu_start
 
 
-def _summary(results: list[CandidateResult], seconds: float, cpu_seconds: float, params: int, peak: float) -> dict:
+def _summary(results: list[CandidateResult], seconds: float, cpu_seconds: float, params: int, peak: Peak) -> dict:
     tokens = sum(r.tokens for r in results)
+    flops = 6 * params * tokens
     return {
         "candidates": len(results),
         "seconds": seconds,
@@ -151,7 +166,8 @@ def _summary(results: list[CandidateResult], seconds: float, cpu_seconds: float,
         "train_tokens": tokens,
         "steps": sum(r.steps for r in results),
         "tokens_per_s": tokens / seconds if seconds > 0 else math.nan,
-        "mfu": 6 * params * tokens / seconds / peak if seconds > 0 and peak > 0 else math.nan,
+        "mfu": flops / seconds / peak.wall if seconds > 0 and peak.wall > 0 else math.nan,
+        "mfu_cpu_time": flops / cpu_seconds / peak.cpu if peak.cpu and cpu_seconds > 0 else None,
         "accuracy": sum(r.accuracy for r in results) / len(results) if results else math.nan,
     }
 
@@ -174,7 +190,7 @@ def _agreement(seq: list[CandidateResult], bat: list[CandidateResult]) -> dict:
 def run_inner_loop(cfg: Config, opts: InnerLoopOptions, emit: Emit = ignore,
                    load_student: Optional[Loader] = None) -> dict:
     """Run the benchmark; returns the result document (also what --json prints)."""
-    load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    machine = machine_info("")  # at the start: the commit that runs, the load before
     cands = workload(cfg, opts)
     emit(Stage("load", f"student model ({cfg.models.student})"))
     if load_student is None:
@@ -207,7 +223,8 @@ def run_inner_loop(cfg: Config, opts: InnerLoopOptions, emit: Emit = ignore,
         },
         "model": {"spec": cfg.models.student, "device": str(device), "dtype": str(dtype).replace("torch.", ""),
                   "params": sum(p.numel() for p in model.parameters()), "params_touched": params},
-        "peak_flops": peak,
+        "peak_flops": peak.wall,
+        "peak_flops_per_cpu_s": peak.cpu,
         "sequential": None,
         "batched": [],
     }
@@ -226,5 +243,7 @@ def run_inner_loop(cfg: Config, opts: InnerLoopOptions, emit: Emit = ignore,
             row["ratio_cpu"] = row["evals_per_cpu_s"] / doc["sequential"]["evals_per_cpu_s"]
             row["agreement"] = _agreement(seq_results, results[:n_seq])
         doc["batched"].append(row)
-    doc["machine"] = {**machine_info(str(device)), "load_average_start": load_start}
+    end_load = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    doc["machine"] = {**machine, "device": str(device), "load_average_start": machine.get("load_average"),
+                      "load_average_end": end_load}
     return doc

@@ -16,6 +16,11 @@ def _fmt(x: Optional[float], spec: str) -> str:
     return "–" if x is None or x != x else format(x, spec)
 
 
+def _pct(row: dict, cpu: bool) -> str:
+    value = row.get("mfu_cpu_time") if cpu else row.get("mfu")
+    return "–" if value is None else f"{value * 100:.2f}%"
+
+
 def _human(doc: dict):
     from rich.table import Table
 
@@ -23,26 +28,28 @@ def _human(doc: dict):
         m, w = doc["model"], doc["workload"]
         table = Table(title=f"Inner loop: {w['candidates']} self-edit evaluations ({w['reference']}), "
                             f"{m['spec']} on {m['device']} ({m['dtype']})")
+        cpu = doc.get("peak_flops_per_cpu_s") is not None
         for col in ("engine", "K", "evals", "seconds", "evals/s", "ratio", "CPU s", "ratio (CPU time)", "train tok/s",
-                    "MFU", "accuracy"):
+                    "MFU (CPU time)" if cpu else "MFU", "accuracy"):
             table.add_column(col, justify="left" if col == "engine" else "right")
         seq = doc["sequential"]
         if seq:
             table.add_row("sequential", "1", str(seq["candidates"]), _fmt(seq["seconds"], ".1f"),
                           _fmt(seq["evals_per_s"], ".4f"), "1.00", _fmt(seq["cpu_seconds"], ".1f"), "1.00",
                           _fmt(seq["tokens_per_s"], ".0f"),
-                          _fmt(seq["mfu"] * 100, ".3f") + "%", _fmt(seq["accuracy"], ".3f"))
+                          _pct(seq, cpu), _fmt(seq["accuracy"], ".3f"))
         for row in doc["batched"]:
             table.add_row("batched", str(row["k"]), str(row["candidates"]), _fmt(row["seconds"], ".1f"),
                           _fmt(row["evals_per_s"], ".4f"), _fmt(row.get("ratio"), ".2f"),
                           _fmt(row["cpu_seconds"], ".1f"), _fmt(row.get("ratio_cpu"), ".2f"),
-                          _fmt(row["tokens_per_s"], ".0f"), _fmt(row["mfu"] * 100, ".3f") + "%",
+                          _fmt(row["tokens_per_s"], ".0f"), _pct(row, cpu),
                           _fmt(row["accuracy"], ".3f"))
         console.print(table)
         t = w["train"]
         console.print(f"training: lr {t['lr']}, {t['epochs']} epochs, batch {t['batch_size']} per adapter, "
                       f"{w['texts_per_candidate']:.1f} texts per self-edit, {w['questions_per_candidate']} questions; "
-                      f"peak {doc['peak_flops'] / 1e12:.3f} TFLOP/s ({m['dtype']} matmul); "
+                      f"peak {doc['peak_flops'] / 1e12:.3f} TFLOP/s ({m['dtype']} matmul"
+                      + (f", {doc['peak_flops_per_cpu_s'] / 1e12:.3f} per CPU second" if cpu else "") + "); "
                       f"params touched {m['params_touched'] / 1e6:.1f}M")
         for row in doc["batched"]:
             a = row.get("agreement")
@@ -50,7 +57,7 @@ def _human(doc: dict):
                 console.print(f"K={row['k']} vs sequential on {a['candidates']}: max |loss diff| {a['max_loss_diff']:.2e}, "
                               f"max |nll diff| {a['max_nll_diff']:.2e}, answers equal {a['answers_equal']:.0%}")
         mach = doc["machine"]
-        console.print(f"load average {mach.get('load_average_start')} -> {mach.get('load_average')} on "
+        console.print(f"load average {mach.get('load_average_start')} -> {mach.get('load_average_end')} on "
                       f"{mach.get('cpus')} cpus, torch threads {mach.get('torch_threads')}")
     return show
 
