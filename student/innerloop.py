@@ -156,15 +156,20 @@ def evaluate_batched(
 ) -> list[CandidateResult]:
     """``group`` candidates at a time in one :class:`MultiLoRA`: joint training, then one routed answer pass.
 
+    Groups are formed longest schedule first (results still come back in the order of ``candidates``).
+
     Generation and NLL batches hold ``answer.batch_size`` rows per adapter of the group, so a group whose
     candidates have at most ``answer.batch_size`` questions each is answered in one generation pass.
     """
-    results: list[CandidateResult] = []
+    # longest schedules first: a group runs as many steps as its longest member, so similar ones go together
+    order = sorted(range(len(candidates)), key=lambda i: -estimated_steps(candidates[i]))
+    results: list[Optional[CandidateResult]] = [None] * len(candidates)
     slots = min(group, len(candidates))
+    done = 0
     with preserved(model), MultiLoRA(model, lora, slots) as multi:
-        for first in range(0, len(candidates), slots):
+        for first in range(0, len(order), slots):
             start = time.perf_counter()
-            chunk = candidates[first : first + slots]
+            chunk = [candidates[i] for i in order[first : first + slots]]
             for k, cand in enumerate(chunk):
                 multi.reset(k, cand.settings.seed)
             trains = train_many(
@@ -175,11 +180,18 @@ def evaluate_batched(
             answers = answer_many(multi, tokenizer, questions, answer, rows)
             nlls = answer_nll_many(multi, tokenizer, questions, [c.golds for c in chunk], answer, rows)
             share = (time.perf_counter() - start) / len(chunk)
-            for k, cand in enumerate(chunk):
-                results.append(make_result(cand, answers[k], nlls[k], trains[k], share))
+            for k, (i, cand) in enumerate(zip(order[first : first + slots], chunk)):
+                results[i] = make_result(cand, answers[k], nlls[k], trains[k], share)
+            done += len(chunk)
             if on_progress is not None:
-                on_progress(len(results), len(candidates))
-    return results
+                on_progress(done, len(candidates))
+    return [r for r in results if r is not None]
+
+
+def estimated_steps(candidate: Candidate) -> int:
+    """Optimizer steps the candidate's update takes (one text per sequence)."""
+    s = candidate.settings
+    return math.ceil(len(candidate.texts) / s.batch_size) * s.epochs
 
 
 def evaluate(

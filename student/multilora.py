@@ -79,38 +79,46 @@ PAD_BUDGET = 2.0
 
 @dataclass(frozen=True)
 class Layout:
-    """Rows laid out as n blocks of c (adapter k's rows in block k, zero rows where it has fewer than c).
+    """Rows laid out as n blocks of c: block j holds the rows of the j-th adapter present (zero rows pad
+    an adapter with fewer than c rows).
 
-    ``slots[i]`` is row i's place in the n·c padded rows; None when that is the identity (the rows
-    already come grouped by adapter, c each: no copy at all).
+    ``ids``: the adapters present, in block order; None when they are 0..n-1 (no gather at all).
+    ``slots[i]``: row i's place in the n·c padded rows; None when that is the identity (the rows already
+    come grouped by adapter, c each: no copy).
     """
 
     n: int
     c: int
+    ids: Optional[torch.Tensor]
     slots: Optional[torch.Tensor]
 
 
 def block_layout(index: Sequence[int], device: torch.device, budget: Optional[float] = None) -> Optional[Layout]:
     """The block layout of rows routed to ``index``, or None when it would pad more than ``budget``×
-    (default :data:`PAD_BUDGET`)."""
+    (default :data:`PAD_BUDGET`) rows."""
     budget = PAD_BUDGET if budget is None else budget
     if not index:
         return None
-    n = max(index) + 1
-    seen = [0] * n
-    slots = []
+    ids = sorted(set(index))
+    block = {k: j for j, k in enumerate(ids)}
+    counts = [0] * len(ids)
     for k in index:
-        slots.append(k)  # block index for now; the offset inside the block follows
-        seen[k] += 1
-    c = max(seen)
+        counts[block[k]] += 1
+    n, c = len(ids), max(counts)
     if n * c > budget * len(index):
         return None
     rank = [0] * n
-    for i, k in enumerate(index):
-        slots[i] = k * c + rank[k]
-        rank[k] += 1
+    slots = []
+    for k in index:
+        j = block[k]
+        slots.append(j * c + rank[j])
+        rank[j] += 1
     identity = len(index) == n * c and slots == list(range(len(index)))
-    return Layout(n, c, None if identity else torch.as_tensor(slots, dtype=torch.long, device=device))
+    return Layout(
+        n, c,
+        None if ids == list(range(n)) else torch.as_tensor(ids, dtype=torch.long, device=device),
+        None if identity else torch.as_tensor(slots, dtype=torch.long, device=device),
+    )
 
 
 class Router:
@@ -188,11 +196,16 @@ class RoutedLoRALinear(nn.Module):
             raise RuntimeError(f"router has {index.shape[0]} rows, the batch has {rows}")
         h = self.dropout(x.to(self.A.dtype)).reshape(rows, -1, x.shape[-1])  # (N, T, in)
         layout = self.router.layout
+        # index_select (not A[index]): its backward is one index_add, not a sorting index_put
         if layout is None:  # unbalanced rows: per-row weights (a gathered copy of A and B per row)
-            h = torch.bmm(torch.bmm(h, self.A[index].transpose(1, 2)), self.B[index].transpose(1, 2))
+            a, b = self.A.index_select(0, index), self.B.index_select(0, index)
+            h = torch.bmm(torch.bmm(h, a.transpose(1, 2)), b.transpose(1, 2))
         else:  # block layout: one bmm over the stacked weights, rows scattered into adapter blocks
             n, c, slots = layout.n, layout.c, layout.slots
-            a, b = (self.A, self.B) if n == self.A.shape[0] else (self.A[:n], self.B[:n])
+            if layout.ids is not None:
+                a, b = self.A.index_select(0, layout.ids), self.B.index_select(0, layout.ids)
+            else:
+                a, b = (self.A, self.B) if n == self.A.shape[0] else (self.A[:n], self.B[:n])
             if slots is not None:
                 h = h.new_zeros(n * c, *h.shape[1:]).index_copy(0, slots, h)
             h = torch.bmm(torch.bmm(h.reshape(n, -1, h.shape[-1]), a.transpose(1, 2)), b.transpose(1, 2))
@@ -343,31 +356,41 @@ class MultiLoRA:
 
 # training --------------------------------------------------------------------
 class PerAdapterAdamW:
-    """K independent AdamW optimizers: torch.optim.AdamW with one param group per adapter.
+    """K independent AdamW optimizers: torch.optim.AdamW over the K rows of the bank.
 
-    Adapter k's parameter is row k of the bank (a view; its ``.grad`` is row k of the bank's gradient).
-    AdamW is elementwise, so one AdamW over the stacked rows is K separate optimizers; the param groups
-    carry what differs per adapter: learning rate (set from its schedule every step) and weight decay.
-    An adapter that takes no step has its row's ``.grad`` set to None for that step: torch's AdamW then
-    skips it entirely (no weight decay, no moment decay, no step count). Same implementation and
-    defaults as :func:`student.trainer.train_adapter`'s optimizer (:func:`student.trainer.make_adamw`).
+    Adapter k's parameter is row k of the bank (a view; its ``.grad`` is row k of the bank's gradient),
+    with its own moments and step count. AdamW is elementwise, so one AdamW over the stacked rows is K
+    separate optimizers; what differs per adapter is carried by param groups: adapters with the same
+    learning-rate schedule and weight decay share a group (one fused call for all of them), and each
+    group's learning rate is set from that schedule every step. An adapter past the end of its schedule
+    has its row's ``.grad`` set to None: torch's AdamW then skips it entirely (no weight decay, no moment
+    decay, no step count). Same implementation and defaults as :func:`student.trainer.train_adapter`'s
+    optimizer (:func:`student.trainer.make_adamw`).
     """
 
-    def __init__(self, bank: "FlatBank", settings: Sequence[TrainSettings]) -> None:
+    def __init__(self, bank: "FlatBank", schedules: Sequence[Sequence[float]], weight_decays: Sequence[float]) -> None:
         self.bank = bank
-        self.rows = [nn.Parameter(bank.weight[k]) for k in range(len(settings))]
-        self.optimizer = make_adamw(
-            [{"params": [row], "lr": s.lr, "weight_decay": s.weight_decay} for row, s in zip(self.rows, settings)],
-            settings[0].lr, settings[0].weight_decay,
-        )
+        self.rows = [nn.Parameter(bank.weight[k]) for k in range(len(schedules))]
+        shared: dict[tuple, list[int]] = {}
+        for k, (lrs, wd) in enumerate(zip(schedules, weight_decays)):
+            shared.setdefault((tuple(lrs), wd), []).append(k)
+        self.members = list(shared.values())
+        self.schedules = [list(schedules[m[0]]) for m in self.members]
+        groups = [
+            {"params": [self.rows[k] for k in m], "lr": lrs[0] if lrs else 0.0, "weight_decay": weight_decays[m[0]]}
+            for m, lrs in zip(self.members, self.schedules)
+        ]
+        self.optimizer = make_adamw(groups, groups[0]["lr"], groups[0]["weight_decay"])
 
     @torch.no_grad()
-    def step(self, lrs: dict[int, float]) -> None:
-        """One step for the adapters in ``lrs`` (adapter -> its learning rate this step)."""
-        for k, (row, group) in enumerate(zip(self.rows, self.optimizer.param_groups)):
-            row.grad = self.bank.grad[k] if k in lrs else None
-            if k in lrs:
-                group["lr"] = lrs[k]
+    def step(self, t: int) -> None:
+        """Step ``t`` (0-based) of every adapter whose schedule has one."""
+        for members, lrs, group in zip(self.members, self.schedules, self.optimizer.param_groups):
+            on = t < len(lrs)
+            if on:
+                group["lr"] = lrs[t]
+            for k in members:
+                self.rows[k].grad = self.bank.grad[k] if on else None
         self.optimizer.step()
         for row in self.rows:
             row.grad = None
@@ -466,7 +489,7 @@ def train_many(
     results = [TrainResult() for _ in range(n)]
     total = max((len(p.steps) for p in plans), default=0)
     bank = multi.bank
-    optimizer = PerAdapterAdamW(bank, settings)
+    optimizer = PerAdapterAdamW(bank, [p.lrs for p in plans], [s.weight_decay for s in settings])
     max_norm = torch.zeros(multi.k, dtype=torch.float64)
     for k, s in enumerate(settings):
         max_norm[k] = s.grad_clip or 0.0
@@ -508,7 +531,7 @@ def train_many(
             if step == 0:
                 bank.check()
             clip_per_adapter(bank.grad, max_norm)
-            optimizer.step({k: plans[k].lrs[step] for k in active})
+            optimizer.step(step)
             bank.grad.zero_()
             losses = (step_nll.cpu() / counts.clamp_min(1)).tolist()
             for k in active:

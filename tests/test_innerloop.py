@@ -84,6 +84,7 @@ MIXED = [  # different text counts, lr, epochs, batch sizes, schedules, clipping
     ([], dict(seed=3)),
     (TEXTS[::-1] + TEXTS[:1], dict(seed=4, epochs=1, batch_size=3, weight_decay=0.1, grad_clip=0.05)),
     (TEXTS[1:], dict(seed=5, lr=5e-3, epochs=3, schedule="cosine", warmup_ratio=0.3, grad_clip=0.0)),
+    (TEXTS[::-1], dict(seed=6)),  # the same schedule as the first: one optimizer param group for both
 ]
 
 
@@ -102,9 +103,9 @@ def test_batched_matches_sequential(tiny64, tiny_tokenizer):
     seen = []
     bat = evaluate(tiny64, tiny_tokenizer, cands, LORA, ANSWER, engine="batched", group=3,
                    on_progress=lambda done, total: seen.append((done, total)))
-    assert seen == [(3, 5), (5, 5)]
+    assert seen == [(3, 6), (6, 6)]
     assert [r.tag for r in bat] == [c.tag for c in cands]
-    assert [r.steps for r in bat] == [4, 4, 0, 2, 3]
+    assert [r.steps for r in bat] == [4, 4, 0, 2, 3, 4]
     for s, b in zip(seq, bat):
         assert b.steps == s.steps and b.tokens == s.tokens
         assert b.losses == pytest.approx(s.losses, rel=1e-10, abs=1e-12)
@@ -239,10 +240,12 @@ def test_micro_batches_partition(overhead):
 def test_block_layout():
     cpu = torch.device("cpu")
     grouped = block_layout([0, 0, 1, 1], cpu)
-    assert (grouped.n, grouped.c, grouped.slots) == (2, 2, None)
+    assert (grouped.n, grouped.c, grouped.ids, grouped.slots) == (2, 2, None, None)
     mixed = block_layout([1, 0, 1], cpu)
-    assert (mixed.n, mixed.c, mixed.slots.tolist()) == (2, 2, [2, 0, 3])
+    assert (mixed.n, mixed.c, mixed.ids, mixed.slots.tolist()) == (2, 2, None, [2, 0, 3])
     partial = block_layout([0, 0, 1], cpu)
     assert (partial.n, partial.c, partial.slots.tolist()) == (2, 2, [0, 1, 2])
-    assert block_layout([5], cpu) is None  # 6 padded rows for 1 real one: gather instead
+    sparse = block_layout([5, 2, 5], cpu)  # adapters 2 and 5 present: their blocks only
+    assert (sparse.n, sparse.c, sparse.ids.tolist(), sparse.slots.tolist()) == (2, 2, [2, 5], [2, 0, 3])
+    assert block_layout([0] * 6 + [1, 2], cpu) is None  # 18 padded rows for 8 real ones: gather instead
     assert block_layout([], cpu) is None
