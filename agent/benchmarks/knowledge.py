@@ -26,7 +26,7 @@ from ..errors import BadInput
 from ..events import Emit, Message, Progress, Stage, ignore
 from .conditions import DEFAULT_CONDITIONS, Condition, merged_texts, parse_conditions, self_edit_texts
 from .report import aggregate, machine_info, markdown, sanitize
-from .runlog import JsonlLog, atomic_write
+from .runlog import JsonlLog, atomic_write, check_run_file
 from .squad import DEFAULT_DATA, Passage, data_digest, load_passages, load_reference
 
 MODES = ("single", "cpt")
@@ -147,19 +147,7 @@ class KnowledgeBench:
                 "models": {"student": c.models.student, "teacher": c.models.teacher, "dtype": c.models.dtype}}
 
     def _check_run_file(self) -> None:
-        path = self.out / "run.json"
-        mine = json.loads(json.dumps(self.settings_fingerprint(), default=str))
-        if path.exists():
-            try:
-                theirs = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError:
-                raise BadInput(f"{path}: not valid JSON (remove it, or choose another --out)") from None
-            if theirs != mine:
-                diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-                raise BadInput(f"--out {self.out} holds a run with other settings ({', '.join(diff)} differ); "
-                               f"choose another --out")
-        else:
-            atomic_write(path, json.dumps(mine, indent=2) + "\n")
+        check_run_file(self.out / "run.json", self.settings_fingerprint())
 
     # ---- models -----------------------------------------------------------------------------------------------
     def _default_student(self):
