@@ -31,7 +31,6 @@ A killed run continues where it stopped.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import json
 import math
 import time
@@ -47,6 +46,7 @@ from teacher.policy import attach_policy, detach_policy, train_policy
 from teacher.prompts import FAMILIES
 from teacher.selfedit import Teacher, self_edit_from_completion
 
+from .benchmarks.knowledge import _free_memory as _free
 from .benchmarks.runlog import JsonlLog, atomic_write, check_run_file
 from .benchmarks.squad import Passage, data_digest
 from .config import Config
@@ -107,16 +107,6 @@ def ensure_home(cfg: Config) -> None:
     only adapters/ would be refused by every later command."""
     from .memory import Memory
     Memory(cfg.home, create=True).close()
-
-
-def _free() -> None:
-    gc.collect()
-    try:
-        import torch
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:  # pragma: no cover
-        pass
 
 
 class TeacherModel:
@@ -278,8 +268,7 @@ class Restem:
             self.emit(Progress(task, min(done * per, len(passages)), len(passages)))
             model = self.teacher.generator(version)
             tok = self.teacher.tokenizer
-            teacher = Teacher(TransformersBackend(model, tok), tok, dataclasses.replace(self.cfg.teacher),
-                              self.cfg.parse)
+            teacher = Teacher(TransformersBackend(model, tok), tok, self.cfg.teacher, self.cfg.parse)
             t0 = time.perf_counter()
             edits = teacher.propose_many([(p.title, p.context) for p in chunk], k=k, family=self.family, seed=seed0 + c)
             secs = (time.perf_counter() - t0) / len(chunk)
@@ -466,6 +455,7 @@ class Restem:
         self.teacher.detach()
         result = {"out": str(self.out), "teacher": prev, "rounds": summaries,
                   "split": {"train_titles": self.split.train_titles, "train_passages": len(train),
+                            "train_passage_titles": sorted({p.title for p in train}),
                             "heldout_titles": len(self.split.heldout_titles), "heldout_passages": len(self.split.heldout),
                             "quick_eval_passages": len(self.split.quick), "heldout_file": str(self.out / "heldout.json")},
                   "settings": {"rounds": o.rounds, "passages": o.passages, "samples": k, "seeds": self.seeds,

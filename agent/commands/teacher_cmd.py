@@ -68,20 +68,23 @@ def train(ctx: typer.Context,
     def human(console):
         from rich.table import Table
         table = Table(title=f"ReST-EM ({doc['out']})")
-        for col in ("round", "reward mean", "reward max", "kept", "passages kept", "teacher version", "held-out acc",
-                    "passage-only", "seconds"):
-            table.add_column(col)
+        for col in ("round", "reward\nmean", "reward\nmax", "kept\n(passages)", "held-out\nacc", "passage-\nonly",
+                    "min"):
+            table.add_column(col, justify="right", no_wrap=True)
         for r in doc["rounds"]:
             st_ = r.get("reward_stats") or {}
             h = r.get("heldout") or {}
-            table.add_row(str(r["round"]), _f(st_.get("mean")), _f(st_.get("max")), str(r.get("kept", "")),
-                          f"{r.get('passages_kept', '')}/{r.get('passages', '')}" if r["round"] else "",
-                          r.get("adapter") or "base", _f(h.get("accuracy"), "{:.3f}"),
-                          _f(h.get("passage_accuracy"), "{:.3f}"), _f(r.get("seconds"), "{:.0f}"))
+            kept = f"{r.get('kept', 0)} ({r.get('passages_kept', 0)}/{r.get('passages', 0)})" if r["round"] else ""
+            table.add_row(str(r["round"]), _f(st_.get("mean")), _f(st_.get("max")), kept,
+                          _f(h.get("accuracy"), "{:.3f}"), _f(h.get("passage_accuracy"), "{:.3f}"),
+                          _f((r.get("seconds") or math.nan) / 60, "{:.1f}"))
         console.print(table)
+        for r in doc["rounds"][1:] if doc["rounds"] and doc["rounds"][0]["round"] == 0 else doc["rounds"]:
+            note = "" if r.get("trained", True) else " (unchanged: nothing kept)"
+            console.print(f"round {r['round']}: teacher version {r.get('adapter') or 'base'}{note}")
         sp = doc["split"]
-        console.print(f"trained on {sp['train_passages']} passages of {', '.join(sp['train_titles'])}; "
-                      f"held-out: {sp['heldout_passages']} passages ({sp['heldout_file']})")
+        console.print(f"trained on {sp['train_passages']} passages ({', '.join(sp['train_passage_titles'])}); "
+                      f"held-out: {sp['heldout_passages']} passages of other titles ({sp['heldout_file']})")
         if doc["teacher"]:
             console.print(f"use it: seal-agent --set models.teacher_adapter={doc['teacher']} ingest FILE   |   "
                           f"seal-agent bench knowledge --data {sp['heldout_file']} --conditions "
@@ -115,12 +118,12 @@ def list_versions(ctx: typer.Context,
         if not rows:
             console.print("no trained teacher versions yet (seal-agent teacher train)")
             return
-        table = Table(title="teacher versions")
-        for col in ("id", "round", "parent", "family", "reward", "mean", "max", "kept", "created"):
-            table.add_column(col)
+        table = Table(title="teacher versions (parents, runs, families: --json)")
+        for col in ("id", "round", "reward", "mean", "max", "kept", "created"):
+            table.add_column(col, no_wrap=True)
         for r in rows:
-            table.add_row(r["id"], str(r["round"]), r["parent"] or "base", r["family"] or "", r["reward"] or "",
-                          _f(r["reward_mean"]), _f(r["reward_max"]), str(r["kept"]), r["created"])
+            table.add_row(r["id"], str(r["round"]), r["reward"] or "", _f(r["reward_mean"]), _f(r["reward_max"]),
+                          str(r["kept"]), r["created"][5:16])
         console.print(table)
     output(ctx, {"versions": rows}, human)
 
