@@ -101,6 +101,7 @@ class KnowledgeBench:
         self.seeds: list[int] = []
         self.gen_seconds: dict[str, float] = {}
         self.digest = ""
+        self.device = ""
         self._teacher_store = None
 
     # ---- setup ------------------------------------------------------------------------------------------------
@@ -255,7 +256,7 @@ class KnowledgeBench:
                   "nll": r.nll, "answers": r.answers, "grades": [[g.contains, g.f1, g.em] for g in r.grades]}
                  for c, r in zip(unit.candidates, results)]
         return {"condition": unit.condition.name, "format": unit.fmt, "passage": unit.passage, "seed": unit.seed,
-                "mode": self.opts.mode, "wall_seconds": wall, "edits": edits}
+                "mode": self.opts.mode, "device": self.device, "wall_seconds": wall, "edits": edits}
 
     def run(self) -> dict:
         if not self.passages:
@@ -266,11 +267,12 @@ class KnowledgeBench:
         units = self.units()
         pending = [u for u in units if u.key not in log]
         engine = self.opts.engine
-        device = "n/a"
+        from ..models import pick_device
+        device = str(pick_device(self.cfg.models.device))
         if pending:
             self.emit(Stage("load", f"student model ({self.cfg.models.student})"))
             model, tok = self.load_student()
-            device = str(next(model.parameters()).device)
+            device = self.device = str(next(model.parameters()).device)
             if len(pending) < len(units):
                 self.emit(Message("info", f"resuming: {len(units) - len(pending)} of {len(units)} results already in {self.out}"))
             target = 1 if engine == "sequential" else self.opts.group  # fill the batched engine's groups

@@ -48,8 +48,47 @@ def knowledge(ctx: typer.Context,
         doc = bench.run()
 
     def human(console):
-        from rich.markdown import Markdown
-        table = (Path(doc["config"]["out"]) / "table.md").read_text(encoding="utf-8")
-        console.print(Markdown(table))
-        console.print(f"results: {doc['config']['out']}/results.json, table.md, results.jsonl")
+        console.print(summary_table(doc))
+        if doc["differences"]:
+            console.print(differences_table(doc))
+        console.print(f"[dim]{doc['config']['question_format_note']}[/]")
+        console.print(f"results: {doc['config']['out']}/results.json, table.md (markdown), results.jsonl (per passage)")
     output(ctx, doc, human)
+
+
+def _ci(iv: dict) -> str:
+    if iv.get("value") is None:
+        return "–"
+    if iv.get("lo") is None:
+        return f"{iv['value']:.2f}"
+    return f"{iv['value']:.2f} [{iv['lo']:.2f}, {iv['hi']:.2f}]"
+
+
+def _num(x, fmt: str = ".2f") -> str:
+    return "–" if x is None else format(x, fmt)
+
+
+def summary_table(doc: dict):
+    from rich.table import Table
+    c = doc["config"]
+    qs = doc["rows"][0]["questions"] if doc["rows"] else 0
+    t = Table(title=f"knowledge, {c['mode']}: {c['n']} passages, {qs} questions, seeds {c['seeds']}")
+    t.add_column("row", overflow="fold")
+    for col in ("accuracy [95% CI]", "control", "F1", "EM", "NLL", "s/psg"):
+        t.add_column(col, no_wrap=True, justify="right")
+    for r in doc["rows"]:
+        t.add_row(r["row"], _ci(r["accuracy"]), _ci(r["control"]), _num(r["f1"]["value"]), _num(r["em"]["value"]),
+                  _num(r["nll"]["value"]), _num(r["timing"]["seconds_per_passage"], ".0f"))
+    return t
+
+
+def differences_table(doc: dict):
+    from rich.table import Table
+    t = Table(title="paired differences a − b (✱ outside the 95% error bars)")
+    t.add_column("a − b", overflow="fold")
+    for col in ("Δ accuracy", "Δ control", "Δ F1"):
+        t.add_column(col, no_wrap=True, justify="right")
+    for d in doc["differences"]:
+        cell = lambda k: _ci(d[k]) + (" ✱" if d[k]["outside_error_bars"] else "")  # noqa: E731
+        t.add_row(f"{d['a']} − {d['b']}", cell("accuracy"), cell("control"), cell("f1"))
+    return t
