@@ -26,7 +26,7 @@ from ..errors import BadInput
 from ..events import Emit, Message, Progress, Stage, ignore
 from .conditions import DEFAULT_CONDITIONS, Condition, merged_texts, parse_conditions, self_edit_texts
 from .report import aggregate, machine_info, markdown, sanitize
-from .runlog import JsonlLog, atomic_write, check_run_file
+from .runlog import JsonlLog, atomic_write, check_run_file, check_run_file
 from .squad import DEFAULT_DATA, Passage, data_digest, load_passages, load_reference
 
 MODES = ("single", "cpt")
@@ -134,7 +134,7 @@ class KnowledgeBench:
         fmt = o.question_format or cfg.answer.question_format
         self.formats = list(QUESTION_FORMATS) if fmt == "both" else [fmt]
         self.seeds = [cfg.train.seed + s for s in range(o.seeds)]
-        self._check_run_file()
+        check_run_file(self.out / "run.json", self.settings_fingerprint())
         return self
 
     def settings_fingerprint(self) -> dict:
@@ -146,9 +146,6 @@ class KnowledgeBench:
                 "lora": dataclasses.asdict(c.lora), "answer": answer, "parse": dataclasses.asdict(c.parse),
                 "teacher": {k: v for k, v in dataclasses.asdict(c.teacher).items() if k != "family"},
                 "models": {"student": c.models.student, "teacher": c.models.teacher, "dtype": c.models.dtype}}
-
-    def _check_run_file(self) -> None:
-        check_run_file(self.out / "run.json", self.settings_fingerprint())
 
     # ---- models -----------------------------------------------------------------------------------------------
     def _default_student(self):
