@@ -26,7 +26,7 @@ from ..errors import BadInput
 from ..events import Emit, Message, Progress, Stage, ignore
 from .conditions import DEFAULT_CONDITIONS, Condition, merged_texts, parse_conditions, self_edit_texts
 from .report import aggregate, machine_info, markdown, sanitize
-from .runlog import JsonlLog, atomic_write, check_run_file, check_run_file
+from .runlog import JsonlLog, atomic_write, check_run_file
 from .squad import DEFAULT_DATA, Passage, data_digest, load_passages, load_reference
 
 MODES = ("single", "cpt")

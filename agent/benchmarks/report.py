@@ -23,7 +23,7 @@ from student.grading import contains, extract_answer
 
 from .conditions import Condition
 from .squad import Passage
-from .stats import NAN, Interval, paired_interval, ratio_interval
+from .stats import Interval, paired_interval, ratio_interval
 
 METRICS = ("accuracy", "control", "f1", "em")
 
