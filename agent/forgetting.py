@@ -14,6 +14,7 @@ strategy and run, appended as they finish; a re-run skips finished ones), result
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import random
 import time
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from .benchmarks.runlog import JsonlLog, check_run_file
+from .benchmarks.runlog import JsonlLog, atomic_write, check_run_file
 from .benchmarks.squad import DATA_REF, DEFAULT_DATA, Passage, data_digest, load_passages, load_reference
 from .config import Config
 from .errors import BadInput
@@ -195,6 +196,7 @@ class ForgettingSweep:
         self.capacity = cfg.replay.capacity if opts.capacity is None else opts.capacity
         self.student = None
         self.device = cfg.models.device
+        self.machine: Optional[dict] = None
         self.general: list[str] = []
         self.log: Optional[JsonlLog] = None
 
@@ -328,6 +330,9 @@ class ForgettingSweep:
             self.emit(Message("warning", f"merge mode adds small LoRA deltas to {dtype} weights, which rounds part of "
                                          "them away; --set models.dtype=float32 measures SEAL's merge faithfully"))
         self.device = str(self.student.device)
+        from .benchmarks.report import machine_info
+        self.machine = machine_info(self.device)  # where the runs ran (a report-only re-run reads machine.json)
+        atomic_write(self.out / "machine.json", json.dumps(self.machine, indent=2) + "\n")
 
 
 def _nanmean(xs: Sequence[float]) -> float:

@@ -173,6 +173,14 @@ def lines(series: dict[str, list[dict]], path: Path, title: str, ylabel: str) ->
     plt.close(fig)
 
 
+def _machine(sweep) -> dict:
+    """The machine the runs ran on: this process's if it ran any, else the one recorded by the run that did."""
+    saved = sweep.out / "machine.json"
+    if sweep.machine is None and saved.is_file():
+        return json.loads(saved.read_text(encoding="utf-8"))
+    return sweep.machine or machine_info(sweep.device)
+
+
 def write_outputs(sweep, runs: list, seconds: float) -> dict:
     """results.json, table.md and the plots of a finished (or resumed) sweep; returns the results document."""
     o, out = sweep.opts, sweep.out
@@ -186,7 +194,7 @@ def write_outputs(sweep, runs: list, seconds: float) -> dict:
                    "capacity": sweep.capacity, "train": dataclasses.asdict(sweep.cfg.train),
                    "lora": dataclasses.asdict(sweep.cfg.lora), "answer": dataclasses.asdict(sweep.cfg.answer),
                    "out": str(out)},
-        "machine": machine_info(sweep.device), "seconds": round(seconds, 1),
+        "machine": _machine(sweep), "seconds": round(seconds, 1),
         "run_seconds": round(sum(s["seconds"] for s in summ.values()), 1),
         "documents": [{"index": d.index, "title": d.title, "questions": len(d.questions), "texts": len(d.texts)}
                       for d in sweep.docs],

@@ -252,7 +252,7 @@ def test_tiny_sweep_writes_everything_and_resumes(tmp_path, tiny_tokenizer, monk
     assert doc["strategies"]["continue-mixed"]["per_run"][0]["replayed"] == [1, 2]
     assert "goal" in doc["strategies"]["merge-mixed"]
     assert any(type(e).__name__ == "Progress" for e in events)
-    for name in ("results.json", "table.md", "runs.jsonl", "first-doc.png", "perplexity.png",
+    for name in ("results.json", "table.md", "runs.jsonl", "first-doc.png", "perplexity.png", "machine.json",
                  "heatmap-continue-none.png", "heatmap-merge-mixed.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 100, name
     assert json.loads((out / "results.json").read_text())["config"]["docs"] == 2
