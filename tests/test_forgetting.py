@@ -263,3 +263,21 @@ def test_tiny_sweep_writes_everything_and_resumes(tmp_path, tiny_tokenizer, monk
     cfg.train.lr = 3e-3
     with pytest.raises(Exception, match="other settings"):
         ForgettingSweep(cfg, opts).prepare()
+
+
+def test_sweep_reference_texts_and_bad_options(tmp_path):
+    from agent.errors import BadInput
+    from agent.forgetting import ForgettingSweep, SweepOptions
+    data = tmp_path / "data.json"
+    docs = [dict(d, completions=[f"1. The {c} stone is high up.\n2. **Towers** keep {c} stones."])
+            for d, c in zip(DOCS, ("red", "blue", "green"))]
+    data.write_text(json.dumps(docs))
+    sweep = ForgettingSweep(_tiny_cfg(tmp_path / "home"), SweepOptions(data=data, docs=3, texts="ref",
+                                                                       out=tmp_path / "o")).prepare()
+    for d in sweep.docs:
+        assert len(d.texts) == 3 and d.texts[-1].endswith("of the old town.") and "**" not in d.texts[1]
+    for bad in ({"replay": "none,lots"}, {"update": "fold"}, {"texts": "teacher"}, {"docs": 0}):
+        with pytest.raises(BadInput):
+            SweepOptions(**bad)
+    with pytest.raises(BadInput, match="has 3 passages"):
+        ForgettingSweep(_tiny_cfg(tmp_path / "home"), SweepOptions(data=data, docs=4, out=tmp_path / "p")).prepare()
