@@ -26,7 +26,8 @@ from peft import PeftModel
 
 from .config import AnswerSettings, LoraSettings, TrainSettings
 from .grading import Grade, grade, mean_grade
-from .multilora import DEFAULT_MAX_TOKENS, MultiLoRA, answer_many, answer_nll_many, train_many
+from .batching import model_device
+from .multilora import MultiLoRA, answer_many, answer_nll_many, train_many
 from .student import Student
 from .trainer import TrainResult
 
@@ -152,14 +153,16 @@ def evaluate_batched(
     answer: AnswerSettings,
     group: int = 8,
     on_progress: Optional[ProgressCallback] = None,
-    max_tokens: int = DEFAULT_MAX_TOKENS,
+    max_tokens: Optional[int] = None,
 ) -> list[CandidateResult]:
     """``group`` candidates at a time in one :class:`MultiLoRA`: joint training, then one routed answer pass.
 
     Groups are formed longest schedule first (results still come back in the order of ``candidates``).
 
-    Generation and NLL batches hold ``answer.batch_size`` rows per adapter of the group, so a group whose
-    candidates have at most ``answer.batch_size`` questions each is answered in one generation pass.
+    Generation batches hold ``answer.batch_size`` rows per adapter of the group, so a group whose candidates
+    have at most ``answer.batch_size`` questions each is answered in one generation pass. Gold-answer NLL
+    batches (full logits: memory grows with rows) do the same on a GPU and hold ``answer.batch_size`` rows
+    on a CPU, as in the sequential engine. Training micro-batches: :func:`student.multilora.train_many`.
     """
     # longest schedules first: a group runs as many steps as its longest member, so similar ones go together
     order = sorted(range(len(candidates)), key=lambda i: -estimated_steps(candidates[i]))
@@ -176,9 +179,10 @@ def evaluate_batched(
                 multi, tokenizer, [c.texts for c in chunk], [c.settings for c in chunk], max_tokens=max_tokens
             )
             rows = answer.batch_size * len(chunk)
+            nll_rows = rows if model_device(model).type == "cuda" else answer.batch_size
             questions = [c.questions for c in chunk]
             answers = answer_many(multi, tokenizer, questions, answer, rows)
-            nlls = answer_nll_many(multi, tokenizer, questions, [c.golds for c in chunk], answer, rows)
+            nlls = answer_nll_many(multi, tokenizer, questions, [c.golds for c in chunk], answer, nll_rows)
             share = (time.perf_counter() - start) / len(chunk)
             for k, (i, cand) in enumerate(zip(order[first : first + slots], chunk)):
                 results[i] = make_result(cand, answers[k], nlls[k], trains[k], share)
@@ -207,8 +211,9 @@ def evaluate(
     """Evaluate every candidate from a fresh LoRA; results in the order of ``candidates``.
 
     engine: "sequential" (SEAL-style reference), "batched" (multi-LoRA, ``group`` candidates at a time) or
-    "auto" (batched on CUDA; sequential on CPU, where a batched group of 8 on the 135M model was seen to use
-    ~20 GB of memory and be killed).
+    "auto" (= batched: on a CPU too, since its training passes are capped at 1024 tokens — a batched group
+    of 8 at batch 8 on the 135M model peaks at 5.7 GB, the sequential engine at 5.8 GB; with the earlier
+    16k-token cap it reached ~20 GB).
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -219,8 +224,6 @@ def evaluate(
     candidates = list(candidates)
     if not candidates:
         return []
-    if engine == "auto":
-        engine = "batched" if next(model.parameters()).device.type == "cuda" else "sequential"
     if engine == "sequential":
         return evaluate_sequential(model, tokenizer, candidates, lora, answer, on_progress)
     return evaluate_batched(model, tokenizer, candidates, lora, answer, group, on_progress)
