@@ -100,6 +100,16 @@ class Ingest:
         per_doc = max(1, self.cfg.ingest.retention_probes // len(probes))
         return {d: p[:per_doc] for d, p in probes.items()}
 
+    def probe_phase(self, phase: str, doc_id: str, probes: list[tuple[str, str]]) -> tuple[dict, float]:
+        """Answer and grade a document's probes, with the gold-answer NLL; emit each result and the summary."""
+        self.emit(Stage("probe", phase, total=len(probes)))
+        scored = self.agent.score(probes)
+        nll = _mean(self.agent.student.answer_nll([q for q, _ in probes], [a for _, a in probes])) if probes else 0.0
+        for r in scored["rows"]:
+            self.emit(ProbeResult(phase, doc_id, r["question"], r["gold"], r["answer"], r["correct"], r["f1"]))
+        self.emit(ProbeSummary(phase, doc_id, scored["accuracy"], scored["f1"], nll, len(probes)))
+        return scored, nll
+
     def one(self, doc: Document) -> Outcome:
         t0 = time.time()
         agent, cfg, emit = self.agent, self.cfg, self.emit
@@ -119,12 +129,7 @@ class Ingest:
         emit(DocumentRead(doc.doc_id, doc.title, doc.source, len(chunks), len(probes)))
         questions, golds = [q for q, _ in probes], [a for _, a in probes]
 
-        emit(Stage("probe", "before", total=len(probes)))
-        before = agent.score(probes)
-        nll_before = _mean(student.answer_nll(questions, golds)) if probes else 0.0
-        for r in before["rows"]:
-            emit(ProbeResult("before", doc.doc_id, r["question"], r["gold"], r["answer"], r["correct"], r["f1"]))
-        emit(ProbeSummary("before", doc.doc_id, before["accuracy"], before["f1"], nll_before, len(probes)))
+        before, nll_before = self.probe_phase("before", doc.doc_id, probes)
 
         family = self.opts.family or cfg.teacher.family
         k = self.opts.samples or cfg.teacher.samples
@@ -167,12 +172,7 @@ class Ingest:
 
             result = student.absorb(texts, settings, replay=replay, on_step=on_step)
             self.check_cancel()
-            emit(Stage("probe", "after", total=len(probes)))
-            after = agent.score(probes)
-            nll_after = _mean(student.answer_nll(questions, golds)) if probes else 0.0
-            for r in after["rows"]:
-                emit(ProbeResult("after", doc.doc_id, r["question"], r["gold"], r["answer"], r["correct"], r["f1"]))
-            emit(ProbeSummary("after", doc.doc_id, after["accuracy"], after["f1"], nll_after, len(probes)))
+            after, nll_after = self.probe_phase("after", doc.doc_id, probes)
             old_after = {}
             if old_probes:
                 emit(Stage("retention", f"earlier documents ({sum(map(len, old_probes.values()))} probes)"))
