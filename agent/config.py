@@ -25,7 +25,8 @@ class ModelSettings:
     teacher: str = EMBEDDED        # "embedded", a local HF folder, or a hub id (needs a network)
     student: str = EMBEDDED
     device: str = "auto"           # auto | cpu | cuda | cuda:N
-    dtype: str = "auto"            # auto (bf16 on CUDA, f32 on CPU) | float32 | bfloat16
+    dtype: str = "auto"            # the student's: auto (bf16 on CUDA, f32 on CPU) | float32 | bfloat16
+    teacher_dtype: str = "auto"    # auto (bf16 on CUDA and on CPUs with native bf16, else f32) | float32 | bfloat16
     teacher_adapter: str = ""      # a trained teacher version id (ReST-EM) or "" for the untrained teacher
     threads: int = 0               # CPU threads for torch; 0 = auto: the cores not already busy (at least 1)
 

@@ -71,7 +71,7 @@ class Agent:
     def teacher(self) -> Teacher:
         if self._teacher is None:
             self.emit(Stage("load", f"teacher model ({self.cfg.models.teacher})"))
-            model, tok = load_model(self.cfg.models.teacher, self.cfg.home, self.cfg.models)
+            model, tok = load_model(self.cfg.models.teacher, self.cfg.home, self.cfg.models, role="teacher")
             version = self.cfg.models.teacher_adapter
             if version:
                 from peft import PeftModel

@@ -198,17 +198,17 @@ class Restem:
         self.family = opts.family or cfg.teacher.family
         self.policy = cfg.policy
         self.store = store or teacher_store(cfg)
-        load_teacher = load_teacher or self._loader(cfg.models.teacher)
-        load_student = load_student or self._loader(cfg.models.student)
+        load_teacher = load_teacher or self._loader(cfg.models.teacher, "teacher")
+        load_student = load_student or self._loader(cfg.models.student, "student")
         self.teacher = TeacherModel(load_teacher, self.store, self.policy, emit)
         self.student = StudentModel(load_student, load_teacher, self.teacher, opts.self_mode, emit)
         self.seeds = [cfg.train.seed + s for s in range(opts.seeds)]
         self.split: Optional[Split] = None
 
-    def _loader(self, spec: str) -> Loader:
+    def _loader(self, spec: str, role: str) -> Loader:
         def load():
             from .models import load_model
-            return load_model(spec, self.cfg.home, self.cfg.models)
+            return load_model(spec, self.cfg.home, self.cfg.models, role)
         return load
 
     # ---- setup ----------------------------------------------------------------------------------------------

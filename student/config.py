@@ -7,6 +7,7 @@ from typing import Sequence, Union
 
 SCHEDULES = ("linear", "cosine", "constant")
 QUESTION_FORMATS = ("chat", "raw")
+AUTOCAST = ("auto", "bf16", "off")
 
 
 @dataclass
@@ -38,12 +39,15 @@ class TrainSettings:
     warmup_ratio: float = 0.0
     schedule: str = "linear"
     weight_decay: float = 0.0
+    autocast: str = "auto"  # auto (bf16 autocast for float32 models on CPUs with native bf16) | bf16 | off
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.epochs < 0 or self.batch_size <= 0 or self.max_len <= 1:
             raise ValueError("need epochs >= 0, batch_size > 0 and max_len > 1")
+        if self.autocast not in AUTOCAST:
+            raise ValueError(f"autocast must be one of {AUTOCAST}, got {self.autocast!r}")
         if not 0.0 <= self.warmup_ratio <= 1.0:
             raise ValueError(f"warmup_ratio must be in [0, 1], got {self.warmup_ratio}")
 

@@ -47,7 +47,8 @@ from peft.tuners.tuners_utils import _maybe_include_all_linear_layers, check_tar
 from safetensors.torch import save_file
 from torch import nn
 
-from .batching import batch_nll, model_device, pad_batch, pad_id_of, tokenize_texts
+from .batching import (batch_nll, default_max_tokens, default_overhead, micro_batches, model_device, pad_batch,
+                       pad_id_of, tokenize_texts, training_autocast)
 from .config import AnswerSettings, LoraSettings, TrainSettings
 from .inference import answer_sequences, generate_greedy, mean_per_token, question_prompts, sequences_nll
 from .student import lora_config
@@ -55,25 +56,6 @@ from .trainer import TrainResult, batch_plan, lr_schedule, make_adamw
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 PEFT_PREFIX = "base_model.model."
-
-
-def default_max_tokens(device: torch.device) -> int:
-    """Training micro-batch budget: rows × padded length per forward/backward (gradients accumulate).
-
-    Activation memory grows with it: SmolLM2-135M in float32 took ~4.4 MB per token of a training pass
-    (logits and their gradient included). CPU: 1024, so that a batched group of 8 at batch 8 peaked at
-    5.7 GB against the sequential engine's 5.8 GB (a 16k budget had reached ~20 GB). GPU: 8192, one pass
-    per step for K = 64 adapters × one ~100-token sequence.
-    """
-    return 8192 if device.type == "cuda" else 1024
-
-def default_overhead(device: torch.device) -> int:
-    """Cost of one more forward/backward pass, in padded tokens.
-
-    GPU: launch-bound, so a pass costs thousands of tokens' worth (few big batches). CPU (SmolLM2-135M, 1
-    thread): a 1×32-token pass took 2.4 s against 3.3 s for 1×128, i.e. a pass costs a few hundred tokens.
-    """
-    return 4096 if device.type == "cuda" else 256
 
 
 ManyStepCallback = Callable[[int, int, dict[int, float]], None]
@@ -431,41 +413,6 @@ def _plan(tokenizer, texts: Sequence[str], settings: TrainSettings) -> _Plan:
     return _Plan(seqs, steps, lr_schedule(settings, len(steps)), math.ceil(len(seqs) / settings.batch_size) or 1)
 
 
-def _split(rows: list[int], width: int, max_tokens: int) -> list[list[int]]:
-    per = max(1, max_tokens // max(1, width))
-    return [rows[i : i + per] for i in range(0, len(rows), per)]
-
-
-def micro_batches(lengths: Sequence[int], max_tokens: int, overhead: int) -> list[list[int]]:
-    """Partition rows (by index) into micro-batches minimising padded tokens + ``overhead`` per forward pass.
-
-    Rows are sorted longest first and cut only where the length (rounded up to 8) changes; a dynamic
-    program picks the cuts (cost of a micro-batch = overhead + rows × its longest row), and any
-    micro-batch over ``max_tokens`` is split. overhead ≈ what one extra forward/backward costs in tokens:
-    large on a GPU (launch-bound: few big batches), small on a CPU (compute-bound: no padding).
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    if not order:
-        return []
-    key = [-(-lengths[i] // 8) for i in order]
-    cuts = [0] + [p for p in range(1, len(order)) if key[p] != key[p - 1]] + [len(order)]
-    best = [0.0] + [math.inf] * (len(cuts) - 1)
-    prev = [0] * len(cuts)
-    for b in range(1, len(cuts)):
-        for a in range(b):
-            rows, width = cuts[b] - cuts[a], lengths[order[cuts[a]]]
-            passes = math.ceil(rows / max(1, max_tokens // max(1, width)))
-            cost = best[a] + passes * overhead + rows * width
-            if cost < best[b]:
-                best[b], prev[b] = cost, a
-    out, b = [], len(cuts) - 1
-    while b > 0:
-        a = prev[b]
-        out[:0] = _split(order[cuts[a] : cuts[b]], lengths[order[cuts[a]]], max_tokens)
-        b = a
-    return out
-
-
 def train_many(
     multi: MultiLoRA,
     tokenizer,
@@ -528,7 +475,8 @@ def train_many(
                 batch = pad_batch([seqs[i] for i in rows], pad_id)
                 index = [owner[i] for i in rows]
                 multi.route(index)
-                nll, _ = batch_nll(model, batch)
+                with training_autocast(model, settings[0].autocast):  # one forward serves every adapter
+                    nll, _ = batch_nll(model, batch)
                 route = multi.router.index
                 per_adapter = torch.zeros(multi.k, dtype=nll.dtype, device=device).index_add(0, route, nll)
                 with warnings.catch_warnings():

@@ -12,7 +12,8 @@ from typing import Callable, Optional, Sequence
 import torch
 from transformers import get_scheduler
 
-from .batching import batch_nll, pad_batch, pad_id_of, tokenize_texts
+from .batching import (batch_nll, default_max_tokens, default_overhead, micro_batches, model_device, pad_batch,
+                       pad_id_of, tokenize_texts, training_autocast)
 from .config import TrainSettings
 
 StepCallback = Callable[[int, int, int, float], None]
@@ -83,11 +84,14 @@ def train_adapter(
     texts: Sequence[str],
     settings: TrainSettings,
     on_step: Optional[StepCallback] = None,
+    max_tokens: Optional[int] = None,
+    overhead: Optional[int] = None,
 ) -> TrainResult:
     """Train the trainable parameters of ``model`` on ``texts`` (eos appended, loss on real tokens).
 
     AdamW over trainable parameters only, warmup + decay schedule, gradient clipping; seeded with
-    ``torch.manual_seed(settings.seed)`` and a seeded shuffle of the texts each epoch.
+    ``torch.manual_seed(settings.seed)`` and a seeded shuffle of the texts each epoch. Each step's batch runs
+    in micro-batches (:func:`~student.batching.micro_batches`; ``max_tokens``/``overhead`` default per device).
     """
     start = time.perf_counter()
     result = TrainResult()
@@ -101,6 +105,9 @@ def train_adapter(
 
     torch.manual_seed(settings.seed)
     pad_id = pad_id_of(tokenizer)
+    device = model_device(model)
+    max_tokens = default_max_tokens(device) if max_tokens is None else max_tokens
+    overhead = default_overhead(device) if overhead is None else overhead
     per_epoch = math.ceil(len(seqs) / settings.batch_size)
     plan = batch_plan(len(seqs), settings)
     total = len(plan)
@@ -112,20 +119,26 @@ def train_adapter(
     try:
         for step, idx in enumerate(plan, 1):
             epoch = (step - 1) // per_epoch + 1
-            batch = pad_batch([seqs[i] for i in idx], pad_id)
-            nll, count = batch_nll(model, batch)
-            loss = nll.sum() / count.sum().clamp_min(1)
-            loss.backward()
+            # A step's batch runs in micro-batches of similar length, gradients accumulating, normalised by the
+            # whole step's target tokens: the same update as one padded batch, without padding a dozen short
+            # lines to the passage that is appended to every self-edit (2x faster for a 17-text edit on a CPU).
+            count = sum(len(seqs[i]) - 1 for i in idx)
+            loss = 0.0
+            for part in micro_batches([len(seqs[i]) for i in idx], max_tokens, overhead):
+                with training_autocast(model, settings.autocast):
+                    nll, _ = batch_nll(model, pad_batch([seqs[idx[j]] for j in part], pad_id))
+                part_loss = nll.sum() / max(1, count)
+                part_loss.backward()
+                loss += float(part_loss.detach())
             if settings.grad_clip and settings.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            value = float(loss.detach())
-            result.losses.append(value)
-            result.tokens += int(count.sum())
+            result.losses.append(loss)
+            result.tokens += count
             if on_step is not None:
-                on_step(step, total, epoch, value)
+                on_step(step, total, epoch, loss)
         result.steps = total
     finally:
         model.train(was_training)

@@ -154,7 +154,7 @@ class KnowledgeBench:
 
     def _default_teacher(self, adapter_id: str):
         from ..models import load_model
-        model, tok = load_model(self.cfg.models.teacher, self.cfg.home, self.cfg.models)
+        model, tok = load_model(self.cfg.models.teacher, self.cfg.home, self.cfg.models, role="teacher")
         if adapter_id:
             from peft import PeftModel
             folder = self._teacher_adapters().weights_file(adapter_id).parent  # peft nests non-default names
