@@ -138,7 +138,9 @@ def load_model(spec: str, home: Path, settings: ModelSettings, role: str = "stud
     """Load (model, tokenizer) for a spec on the configured device, in eval mode, with a pad token.
     ``role``: student | teacher (each has its own dtype setting)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would break our own progress display
     where = resolve(spec, home)
     device = pick_device(settings.device)
     if device.type == "cpu":
