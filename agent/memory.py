@@ -105,6 +105,29 @@ def derive_state(edits: list[Edit]) -> EditState:
     return EditState(head, status, sorted(edits, key=lambda e: e.seq))
 
 
+def check_home(home: Path, create: bool = True) -> None:
+    """Refuse a foreign or newer home; with ``create``, make an empty one a seal-agent home (its marker). Needs no
+    chromadb, so jobs that only write adapters (ReST-EM on a GPU machine) can claim a home before hours of work."""
+    home = Path(home).expanduser()
+    marker = home / MARKER
+    if home.exists() and not home.is_dir():
+        raise StoreError(f"{home}: not a directory")
+    if marker.exists():
+        try:
+            info = json.loads(marker.read_text())
+            if info.get("format") != FORMAT:
+                raise StoreError(f"{home}: store format {info.get('format')!r}, this seal-agent reads {FORMAT}")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            raise StoreError(f"{marker}: corrupt store marker") from None
+        return
+    if home.exists() and any(p.name not in ("config.toml", "models") for p in home.iterdir()):
+        raise StoreError(f"{home}: not a seal-agent home (no {MARKER}); choose another --home")
+    if not create:
+        raise StoreError(f"{home}: no seal-agent store here yet")
+    home.mkdir(parents=True, exist_ok=True)
+    atomic_write(marker, json.dumps({"format": FORMAT, "created": time.time()}))
+
+
 class Memory:
     """Open (or create) the store in ``home``. Raises StoreError for a foreign, corrupt or busy home."""
 
@@ -118,6 +141,10 @@ class Memory:
             raise StoreError(f"{self.home}: in use by another seal-agent process") from None
         try:
             import chromadb
+        except ImportError:
+            self._lock_file.close()
+            raise StoreError("chromadb is not installed (pip install chromadb): the memory store needs it") from None
+        try:
             self.client = chromadb.PersistentClient(path=str(self.home / "chroma"),
                                                     settings=chromadb.Settings(anonymized_telemetry=False))
             self.cols = {name: self.client.get_or_create_collection(name, embedding_function=None)
@@ -132,23 +159,7 @@ class Memory:
         self.embed = _LazyEmbedder()
 
     def _check_home(self, create: bool) -> None:
-        marker = self.home / MARKER
-        if self.home.exists() and not self.home.is_dir():
-            raise StoreError(f"{self.home}: not a directory")
-        if marker.exists():
-            try:
-                info = json.loads(marker.read_text())
-                if info.get("format") != FORMAT:
-                    raise StoreError(f"{self.home}: store format {info.get('format')!r}, this seal-agent reads {FORMAT}")
-            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-                raise StoreError(f"{marker}: corrupt store marker") from None
-            return
-        if self.home.exists() and any(p.name not in ("config.toml", "models") for p in self.home.iterdir()):
-            raise StoreError(f"{self.home}: not a seal-agent home (no {MARKER}); choose another --home")
-        if not create:
-            raise StoreError(f"{self.home}: no seal-agent store here yet")
-        self.home.mkdir(parents=True, exist_ok=True)
-        atomic_write(marker, json.dumps({"format": FORMAT, "created": time.time()}))
+        check_home(self.home, create)
 
     def close(self) -> None:
         try:

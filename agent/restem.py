@@ -105,8 +105,8 @@ def teacher_store(cfg: Config) -> AdapterStore:
 def ensure_home(cfg: Config) -> None:
     """Make ``cfg.home`` a seal-agent home (or refuse a foreign / busy one) before hours of training: a home holding
     only adapters/ would be refused by every later command."""
-    from .memory import Memory
-    Memory(cfg.home, create=True).close()
+    from .memory import check_home
+    check_home(cfg.home, create=True)
 
 
 class TeacherModel:

@@ -60,3 +60,25 @@ def test_other_store_format_is_refused(tmp_path):
     (tmp_path / "h" / "seal-agent.json").write_text(json.dumps({"format": 99}))
     with pytest.raises(StoreError, match="format 99"):
         Memory(tmp_path / "h")
+
+
+def test_home_can_be_claimed_without_chromadb_and_memory_says_what_is_missing(tmp_path, monkeypatch):
+    """ReST-EM on a GPU machine without chromadb claims its home by the marker alone; the store then opens
+    normally where chromadb exists, and where it does not, the error names the missing package (not 'corrupt')."""
+    import sys
+    from agent.memory import check_home
+
+    home = tmp_path / "h"
+    monkeypatch.setitem(sys.modules, "chromadb", None)  # import chromadb -> ImportError
+    check_home(home, create=True)
+    check_home(home, create=False)  # now a seal-agent home
+    with pytest.raises(StoreError, match="chromadb is not installed"):
+        Memory(home)
+    monkeypatch.undo()
+    m = Memory(home, create=False)
+    assert m.state().edits == []
+    m.close()
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "data.txt").write_text("x")
+    with pytest.raises(StoreError, match="not a seal-agent home"):
+        check_home(tmp_path / "foreign")

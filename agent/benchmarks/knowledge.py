@@ -145,7 +145,8 @@ class KnowledgeBench:
         return {"data": self.digest, "mode": self.opts.mode, "k": self.opts.k, "train": train,
                 "lora": dataclasses.asdict(c.lora), "answer": answer, "parse": dataclasses.asdict(c.parse),
                 "teacher": {k: v for k, v in dataclasses.asdict(c.teacher).items() if k != "family"},
-                "models": {"student": c.models.student, "teacher": c.models.teacher, "dtype": c.models.dtype}}
+                "models": {"student": c.models.student, "teacher": c.models.teacher, "dtype": c.models.dtype,
+                           **({"teacher_dtype": c.models.teacher_dtype} if c.models.teacher_dtype != "auto" else {})}}
 
     # ---- models -----------------------------------------------------------------------------------------------
     def _default_student(self):
