@@ -14,6 +14,8 @@ class TeacherSettings:
     temperature / top_p: SEAL's sampling defaults (1.0 / 0.95). temperature <= 0 means greedy.
     use_chat: None = auto (use the tokenizer's chat template when it has one), True/False to force.
     probe_count: question-answer probes asked of :meth:`teacher.selfedit.Teacher.make_probes`.
+    cloze_fallback: when the model writes fewer usable probes, top up with fill-in-the-blank probes cut from the
+      passage (:mod:`teacher.cloze`), so that documents without questions are still guarded and measured.
     """
 
     family: str = "implications"
@@ -24,6 +26,7 @@ class TeacherSettings:
     seed: int = 0
     use_chat: Optional[bool] = None
     probe_count: int = 5
+    cloze_fallback: bool = True
 
 
 @dataclass

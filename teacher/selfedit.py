@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from .backend import GenerationBackend, OnText
+from .cloze import cloze_probes
 from .config import ParseSettings, TeacherSettings
 from .parsing import parse_completion, parse_directives, parse_probes
 from .prompts import PROBE_HEADER, build_prompt, get_family, probe_prompt
@@ -114,7 +115,9 @@ class Teacher:
         """Up to ``n`` (default ``settings.probe_count``) question-answer probes for a passage without questions.
 
         One greedy completion first; if it yields fewer than ``n`` valid pairs, ``extra_samples`` low-temperature
-        samples follow. Only pairs whose answer occurs in the passage survive (:func:`filter_probes`)."""
+        samples follow. Only pairs whose answer occurs in the passage survive (:func:`filter_probes`). Still short
+        of ``n`` (a small teacher's usual case) and ``settings.cloze_fallback``: fill-in-the-blank probes make up the
+        rest (:func:`teacher.cloze.cloze_probes`)."""
         s = self.settings
         n = s.probe_count if n is None else int(n)
         if n < 1:
@@ -130,4 +133,8 @@ class Teacher:
             kept = filter_probes(pairs, passage, title)
             if len(kept) >= n:
                 break
-        return kept[:n]
+        kept = kept[:n]
+        if len(kept) < n and s.cloze_fallback:
+            answers = {_norm(a) for _, a in kept}
+            kept += [(q, a) for q, a in cloze_probes(title, passage, n) if _norm(a) not in answers][: n - len(kept)]
+        return kept

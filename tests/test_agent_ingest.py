@@ -175,9 +175,20 @@ def test_later_edits_mix_in_replay_of_earlier_ones(tmp_path, tiny_agent):
     assert set(edit.retention) == {e.doc_id for e in tiny_agent.memory.state().active()}
 
 
-def test_text_document_gets_teacher_written_probes_or_goes_unguarded(tmp_path, tiny_agent):
+def test_text_document_gets_cloze_probes_or_goes_unguarded(tmp_path):
+    """A random tiny teacher writes no usable question; fill-in-the-blank probes cut from the text guard the edit
+    instead. With the fallback off, the edit is kept and says it was not guarded."""
+    from .conftest import make_tiny_agent, tiny_config
+
     f = tmp_path / "n.txt"
-    f.write_text("The zorblat lives in Quentin Bay.")
-    [out] = Ingest(tiny_agent).run([f])
-    # a random tiny teacher writes no usable question; the edit is kept and says it was not guarded
-    assert out.status == "committed" and "unguarded" in out.reason
+    f.write_text("Zorblats\n\nThe small zorblat lives in Quentin Bay near the old harbour.")
+    with make_tiny_agent(tmp_path / "a") as agent:
+        [out] = Ingest(agent).run([f])
+        assert [a["question"] for a in out.answers] == [
+            "Fill in the blank (about Zorblats): The small zorblat lives in ____ near the old harbour."]
+        assert [a["gold"] for a in out.answers] == ["Quentin Bay"]
+        assert "unguarded" not in out.reason and "NLL" in out.reason
+    cfg = tiny_config(tmp_path / "b", teacher={"cloze_fallback": False})
+    with make_tiny_agent(tmp_path / "b", cfg) as agent:
+        [out] = Ingest(agent).run([f])
+        assert out.answers == [] and out.status == "committed" and "unguarded" in out.reason

@@ -1,6 +1,7 @@
 from teacher.backend import TransformersBackend
 from teacher.config import ParseSettings, TeacherSettings
 from teacher.prompts import build_prompt, probe_prompt
+from teacher.cloze import BLANK, cloze_probes
 from teacher.selfedit import SelfEdit, Teacher, filter_probes, self_edit_from_completion
 
 T = "Super Bowl 50"
@@ -117,4 +118,26 @@ def test_teacher_on_tiny_model(tiny_model, tiny_tokenizer):
         assert se.prompt.startswith("<|user|>") and se.prompt.endswith("Implications:\n")
         assert se.texts[-1] == f"{T}\n{P}"
     assert [se.completion for se in edits] == [se.completion for se in teacher.propose(T, P)]
-    assert teacher.make_probes(T, P, n=2) == []  # a random model writes no valid probes
+    # a random model writes no valid probes: fill-in-the-blank probes from the passage stand in, or nothing
+    assert teacher.make_probes(T, P, n=2) == cloze_probes(T, P, 2) != []
+    teacher.settings.cloze_fallback = False
+    assert teacher.make_probes(T, P, n=2) == []
+
+
+def test_cloze_probes_blank_one_span_of_a_sentence():
+    passage = ("Warsaw's first stock exchange was established in 1817 and continued trading until World War II. "
+               "It was re-established in April 1991, after the end of communist control of the country. "
+               "Today, the Warsaw Stock Exchange (WSE) is the largest market in the region. Short one.")
+    probes = cloze_probes("Warsaw", passage, 5)
+    assert [a for _, a in probes] == ["World War II", "1991", "Warsaw Stock Exchange"]
+    for q, a in probes:
+        assert q.startswith("Fill in the blank (about Warsaw): ") and q.count(BLANK) == 1
+        assert q.split(": ", 1)[1].replace(BLANK, a) in passage  # the sentence, with the answer put back
+    assert cloze_probes("Warsaw", passage, 2) == probes[:2] and cloze_probes("Warsaw", passage, 0) == []
+    # an answer inside the title would be given away by "(about ...)"; text without names falls back to long words
+    assert cloze_probes("Super Bowl 50", "Super Bowl 50 was an American football game played in Santa Clara.", 1) \
+        == [("Fill in the blank (about Super Bowl 50): Super Bowl 50 was an American football game played in ____.",
+             "Santa Clara")]
+    assert [a for _, a in cloze_probes("", "Each class has a teacher who teaches them the whole curriculum.", 1)] \
+        == ["curriculum"]
+    assert cloze_probes("T", "Too short.", 3) == [] and cloze_probes("T", "", 3) == []
