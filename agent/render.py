@@ -5,6 +5,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from teacher.cloze import short_question  # noqa: F401  (re-exported for the TUI, which imports only agent)
+
 from . import events as ev
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 BLANK = "____"
+PREFIX = "Fill in the blank"
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,.]*\d(?:s)?(?![\w])|(?<![\w.])\d(?![\w.,])")
 _CAP = re.compile(r"[A-Z][\w'’.-]*")
@@ -94,7 +95,14 @@ def cloze_probes(title: str, passage: str, n: int, min_words: int = 6) -> list[t
         used.add(a.casefold())
         blanked = re.sub(r"(?<!\w)" + re.escape(a) + r"(?!\w)", BLANK, s, count=1)
         about = f" (about {title})" if title else ""
-        out.append((f"Fill in the blank{about}: {blanked}", a))
+        out.append((f"{PREFIX}{about}: {blanked}", a))
         if len(out) == n:
             break
     return out
+
+
+def short_question(question: str) -> str:
+    """For narrow displays: a cloze probe as its blanked sentence alone, any other question unchanged."""
+    if question.startswith(PREFIX) and ": " in question:
+        return question.split(": ", 1)[1]
+    return question

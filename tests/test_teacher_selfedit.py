@@ -1,7 +1,7 @@
 from teacher.backend import TransformersBackend
 from teacher.config import ParseSettings, TeacherSettings
 from teacher.prompts import build_prompt, probe_prompt
-from teacher.cloze import BLANK, cloze_probes
+from teacher.cloze import BLANK, cloze_probes, short_question
 from teacher.selfedit import SelfEdit, Teacher, filter_probes, self_edit_from_completion
 
 T = "Super Bowl 50"
@@ -141,3 +141,6 @@ def test_cloze_probes_blank_one_span_of_a_sentence():
     assert [a for _, a in cloze_probes("", "Each class has a teacher who teaches them the whole curriculum.", 1)] \
         == ["curriculum"]
     assert cloze_probes("T", "Too short.", 3) == [] and cloze_probes("T", "", 3) == []
+    # narrow displays show the blanked sentence alone; other questions unchanged
+    assert short_question(probes[1][0]) == "It was re-established in April ____, after the end of communist control of the country."
+    assert short_question("Who won: the Broncos?") == "Who won: the Broncos?"

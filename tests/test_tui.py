@@ -202,3 +202,30 @@ def test_only_tui_imports_textual_and_tui_imports_only_agent():
         text = f.read_text()
         for other in ("teacher", "student"):
             assert f"from {other}" not in text and f"import {other}" not in text, f
+
+
+@pytest.mark.asyncio
+async def test_typing_a_path_from_the_list_goes_into_the_path_field(tmp_path, doc_file):
+    """On the Documents tab the list has focus (digits switch tabs, p probes); a key that starts a path jumps into
+    the path field and every following key lands there too, however fast it comes — a path holding "p", "1" or
+    "2" must neither start a probe nor switch tabs. Pasted text lands there as well."""
+    from textual import events
+    from textual.widgets import Input, TabbedContent
+
+    app = SealApp(tui_config(tmp_path / "home"), agent_factory=tiny_factory)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        assert app.focused is app.query_one("#docs")
+        path = app.query_one("#path", Input)
+        await pilot.press(*"/tmp/p12.txt")  # no pause between the keys
+        assert path.value == "/tmp/p12.txt"
+        assert app.query_one(TabbedContent).active == "documents" and app.job is None
+        path.value = ""
+        app.query_one("#docs").focus()
+        await pilot.pause()
+        app.query_one("#docs").post_message(events.Paste(str(doc_file)))
+        await pilot.pause()
+        assert path.value == str(doc_file) and app.focused is path
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert [r.title for r in app.query_one(DocumentsPane).rows] == ["Zorblat [v2]"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -9,6 +10,7 @@ from textual.widgets import Button, DataTable, Input, Static
 
 from ..store import DocRow, fmt_acc, one_line
 
+PATH_STARTS = ("/", "~", ".")
 STATUS_STYLE = {"active": "green", "rolled_back": "dim", "learning": "bold yellow", "queued": "yellow"}
 
 
@@ -20,15 +22,17 @@ class DocumentsPane(Vertical):
         self.rows: list[DocRow] = []
         self.pending: dict[str, tuple[str, str]] = {}   # key -> (title, learning|queued)
         self.now: dict[str, float] = {}                  # doc_id -> accuracy from the last "probe all"
+        self.redirect = False                            # keys typed on the list go to the path field
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="add-bar"):
-            yield Input(placeholder="file or folder to learn (.txt .md .json) + Enter", id="path")
+            yield Input(placeholder="file or folder to learn (.txt .md .json) + Enter", id="path",
+                        select_on_focus=False)
             yield Button("Browse", id="browse", compact=True)
             yield Button("Paste", id="paste", compact=True)
         yield DataTable(id="docs", cursor_type="row", zebra_stripes=True)
-        yield Static("No documents yet: type a path, ^o to browse, ^n to paste text, or ^p → "
-                     "'Learn the sample document'.", id="docs-hint")
+        yield Static("No documents yet: a (or just start typing a path: / ~ .) to type one, ^o to browse, ^n to paste "
+                     "text, or ^p → 'Learn the sample document'.", id="docs-hint")
 
     def on_mount(self) -> None:
         table = self.query_one("#docs", DataTable)
@@ -38,6 +42,35 @@ class DocumentsPane(Vertical):
         table.add_column("Learned", key="learned")
         table.add_column("Now", key="now")
         self.render_rows()
+
+    def on_key(self, event: events.Key) -> None:
+        """From the list, a key that starts a path ("/", "~", ".") jumps into the path field with it; letters and
+        digits stay bindings (a: add path, p: probe all, 1-5: tabs). Focus moves only after the keys already
+        queued, so until the list has focus again every key that reaches it goes on to the path field too: a
+        path typed fast (or sent by tmux) must not start a probe or switch tabs halfway."""
+        path = self.query_one("#path", Input)
+        if self.screen.focused is path:
+            return
+        if event.character in PATH_STARTS and not self.redirect:
+            self.redirect = True
+            path.focus()
+        if self.redirect:
+            event.stop()
+            event.prevent_default()
+            path.post_message(events.Key(event.key, event.character))
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        if event.widget is self.query_one("#docs"):
+            self.redirect = False
+
+    def on_paste(self, event) -> None:
+        """A path pasted while the list has focus goes into the path field (first line only)."""
+        path = self.query_one("#path", Input)
+        text = event.text.strip().splitlines()[0] if event.text.strip() else ""
+        if text and self.screen.focused is not path:
+            event.stop()
+            path.focus()
+            path.insert_text_at_cursor(text)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "path" and event.value.strip():

@@ -8,6 +8,7 @@ from textual.widgets import Button, DataTable, Static
 from textual_plotext import PlotextPlot
 
 from agent import events as ev
+from agent.render import short_question
 
 from ..store import one_line, printable
 
@@ -165,7 +166,7 @@ class LearnPane(Vertical):
         table.add_column("Before", width=aw)
         table.add_column("After", width=aw)
         for r in self.probes:
-            table.add_row(Text(one_line(r["question"], qw)), Text(one_line(r["gold"], gw)), marked(*r["before"], aw - 2),
+            table.add_row(Text(one_line(short_question(r["question"]), qw)), Text(one_line(r["gold"], gw)), marked(*r["before"], aw - 2),
                           marked(*r["after"], aw - 2))
         if self.summary:
             table.border_subtitle = " → ".join(f"{k} {v:.2f}" for k, v in self.summary.items())
