@@ -133,7 +133,7 @@ class Memory:
 
     def __init__(self, home: Path, create: bool = True):
         self.home = Path(home).expanduser()
-        self._check_home(create)
+        check_home(self.home, create)
         self._lock_file = open(self.home / ".lock", "a+")
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -157,9 +157,6 @@ class Memory:
             raise StoreError(f"{self.home}: the memory store is corrupt or unreadable ({type(e).__name__}: "
                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
         self.embed = _LazyEmbedder()
-
-    def _check_home(self, create: bool) -> None:
-        check_home(self.home, create)
 
     def close(self) -> None:
         try:

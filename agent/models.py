@@ -87,10 +87,11 @@ def pick_device(name: str) -> torch.device:
 
 def pick_dtype(name: str, device: torch.device, role: str = "student") -> torch.dtype:
     """auto: bf16 on CUDA, float32 on a CPU; for the teacher also bf16 on a CPU with native bf16 (it samples, so
-    batch-dependent rounding costs nothing there, and its generation is what bf16 speeds up most). On a CPU, bf16 weights would be faster (measured on a 2-core
-    AVX-512 machine: 10 epochs on a 17-text self-edit 22 s vs 37 s; decoding 25 vs 17 tokens/s) but greedy
-    answers in bf16 depend on what else is in the batch, so the probe table and `ask` could disagree. Training
-    gets most of that speed anyway through bf16 autocast (student.batching.training_autocast: 26 s)."""
+    batch-dependent rounding costs nothing there, and decoding is what bf16 speeds up most: 25 vs 17 tokens/s).
+    The student stays float32 on a CPU: bf16 weights would train faster (measured on a 2-core AVX-512 machine,
+    10 epochs on a 17-text self-edit 22 s vs 37 s) but greedy answers in bf16 depend on what else is in the
+    batch, so the probe table and `ask` could disagree; bf16 autocast gives training most of that speed (26 s,
+    student.batching.training_autocast)."""
     if name == "auto":
         if device.type == "cuda" or (role == "teacher" and bf16_native_cpu()):
             return torch.bfloat16

@@ -102,13 +102,6 @@ def teacher_store(cfg: Config) -> AdapterStore:
     return AdapterStore(cfg.home / "adapters" / "teacher")
 
 
-def ensure_home(cfg: Config) -> None:
-    """Make ``cfg.home`` a seal-agent home (or refuse a foreign / busy one) before hours of training: a home holding
-    only adapters/ would be refused by every later command."""
-    from .memory import check_home
-    check_home(cfg.home, create=True)
-
-
 class TeacherModel:
     """The teacher's base model, with at most one policy version attached (as a trainable peft adapter)."""
 
@@ -519,4 +512,4 @@ def _f(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.3f}"
 
 
-__all__ = ["Restem", "RestemOptions", "ensure_home", "round_line", "teacher_store"]
+__all__ = ["Restem", "RestemOptions", "round_line", "teacher_store"]

@@ -16,6 +16,12 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,.]*\d(?:s)?(?![\w])|(?<![\w.])\d(?![\w.,])")
 _CAP = re.compile(r"[A-Z][\w'’.-]*")
 _LINKS = {"of", "the", "de", "da", "di", "von", "van", "der", "du", "la", "le", "and", "&"}
+_PUNCT = "\"'()[],;:.!?"
+
+
+def as_word(text: str) -> str:
+    """A regex for ``text`` on word boundaries ("he" does not match inside "the")."""
+    return r"(?<!\w)" + re.escape(text) + r"(?!\w)"
 
 
 def _sentences(passage: str) -> list[str]:
@@ -36,7 +42,7 @@ def _names(sentence: str) -> list[str]:
         run.clear()
 
     for i, raw in enumerate(words):
-        w = raw.strip("\"'()[],;:.!?")
+        w = raw.strip(_PUNCT)
         if raw[:1] in "\"'([":
             close()
         if i > 0 and w and _CAP.fullmatch(w):
@@ -56,7 +62,7 @@ def _candidates(sentence: str) -> list[str]:
     """Blanks in order of preference: multi-word names, numbers, one-word names, then long content words (for
     passages with neither names nor numbers)."""
     names = sorted(_names(sentence), key=len, reverse=True)
-    words = sorted({w.strip("\"'()[],;:.!?") for w in sentence.split()[1:]}, key=lambda w: (-len(w), w))
+    words = sorted({w.strip(_PUNCT) for w in sentence.split()[1:]}, key=lambda w: (-len(w), w))
     long_words = [w for w in words if len(w) >= 7 and w.isalpha() and w.islower()]
     return ([n for n in names if " " in n] + _NUMBER.findall(sentence) + [n for n in names if " " not in n]
             + long_words)
@@ -67,9 +73,9 @@ def _answer(sentence: str, title: str, used: set[str]) -> str:
     title_n = title.casefold().strip()
     for a in _candidates(sentence):
         a_n = a.casefold()
-        if len(a) < 2 or a_n in used or re.search(r"(?<!\w)" + re.escape(a_n) + r"(?!\w)", title_n):
+        if len(a) < 2 or a_n in used or re.search(as_word(a_n), title_n):
             continue  # the title is part of the question: an answer inside it would be given away
-        if len(re.findall(r"(?<!\w)" + re.escape(a) + r"(?!\w)", sentence)) != 1:
+        if len(re.findall(as_word(a), sentence)) != 1:
             continue
         return a
     return ""
@@ -93,7 +99,7 @@ def cloze_probes(title: str, passage: str, n: int, min_words: int = 6) -> list[t
         if not a:
             continue
         used.add(a.casefold())
-        blanked = re.sub(r"(?<!\w)" + re.escape(a) + r"(?!\w)", BLANK, s, count=1)
+        blanked = re.sub(as_word(a), BLANK, s, count=1)
         about = f" (about {title})" if title else ""
         out.append((f"{PREFIX}{about}: {blanked}", a))
         if len(out) == n:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from .backend import GenerationBackend, OnText
-from .cloze import cloze_probes
+from .cloze import as_word, cloze_probes
 from .config import ParseSettings, TeacherSettings
 from .parsing import parse_completion, parse_directives, parse_probes
 from .prompts import PROBE_HEADER, build_prompt, get_family, probe_prompt
@@ -55,7 +55,7 @@ def filter_probes(pairs: Sequence[tuple[str, str]], passage: str, title: str = "
     out, seen_q, seen_a = [], set(), set()
     for q, a in pairs:
         qn, an = _norm(q), _norm(a)
-        if not qn or not an or not re.search(r"(?<!\w)" + re.escape(an) + r"(?!\w)", text):
+        if not qn or not an or not re.search(as_word(an), text):
             continue
         if len(an.split()) > max_answer_words or an in qn or an == title_n:
             continue

@@ -146,6 +146,7 @@ class KnowledgeBench:
                 "lora": dataclasses.asdict(c.lora), "answer": answer, "parse": dataclasses.asdict(c.parse),
                 "teacher": {k: v for k, v in dataclasses.asdict(c.teacher).items() if k != "family"},
                 "models": {"student": c.models.student, "teacher": c.models.teacher, "dtype": c.models.dtype,
+                           # recorded only when set, so run folders from before the setting existed still resume
                            **({"teacher_dtype": c.models.teacher_dtype} if c.models.teacher_dtype != "auto" else {})}}
 
     # ---- models -----------------------------------------------------------------------------------------------

@@ -48,7 +48,8 @@ def train(ctx: typer.Context,
           device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (default: config).")):
     """ReST-EM: sample self-edits, reward them by the student's gain over passage-only, SFT the teacher's policy
     adapter on the winners; one new teacher version per round."""
-    from ..restem import Restem, RestemOptions, ensure_home
+    from ..memory import check_home
+    from ..restem import Restem, RestemOptions
     from ..restem_split import HELDOUT_DATA, TRAIN_DATA
 
     st = state(ctx)
@@ -61,7 +62,8 @@ def train(ctx: typer.Context,
                          passages=passages, samples=samples, seeds=seeds, reward=reward, keep=keep,
                          self_mode=self_mode, family=family, eval_titles=titles, eval_passages=eval_passages,
                          out=out, engine=engine, group=group, gen_batch=gen_batch)
-    ensure_home(cfg)
+    # claim the home before hours of training (a home holding only adapters/ would be refused later); no chromadb
+    check_home(cfg.home, create=True)
     with emitter(ctx) as emit:
         doc = Restem(cfg, opts, emit=emit).prepare().run()
 
