@@ -6,7 +6,7 @@ Update modes: ``continue`` keeps training one knowledge adapter (what ingest doe
 sequential setting: after each edit the LoRA delta is added to the base weights in place and a fresh adapter
 starts. The base weights are restored from a snapshot before every run, so runs never contaminate each other.
 Replay: agent.replay (reservoir over the texts absorbed so far in the run; ``mixed`` adds the shipped general
-text). General-ability drift: perplexity on agent/data/general_eval.txt (never trained on) after every step.
+text as a KL anchor to the base model). General-ability drift: perplexity on agent/data/general_eval.txt (never trained on) after every step.
 
 Outputs in ``out``: run.json (settings; a re-run with other settings is refused), runs.jsonl (one line per
 strategy and run, appended as they finish; a re-run skips finished ones), results.json, table.md, PNG plots.
@@ -27,9 +27,8 @@ from .benchmarks.squad import DATA_REF, DEFAULT_DATA, Passage, data_digest, load
 from .config import Config
 from .errors import BadInput
 from .events import Emit, Message, Progress, Stage, TrainStep, ignore
-from .replay import replay_texts
+from .replay import REPLAYS, replay_mix
 
-REPLAYS = ("none", "reservoir", "mixed")
 UPDATES = ("continue", "merge")
 DATA_DIR = Path(__file__).parent / "data"
 Loader = Callable[[], tuple[Any, Any]]
@@ -276,11 +275,12 @@ class ForgettingSweep:
         for k, pos in enumerate(order, 1):
             doc = self.docs[pos]
             seed = self.cfg.train.seed + 1000 * run + k
-            extra = replay_texts(replay, stream, self.capacity, self.ratio, len(doc.texts),
-                                 self.cfg.replay.seed + 1000 * run + k)
+            extra = replay_mix(replay, stream, self.capacity, self.ratio, len(doc.texts),
+                               self.cfg.replay.seed + 1000 * run + k)
             settings = dataclasses.replace(self.cfg.train, seed=seed)
-            self.emit(Stage("train", f"{label} run {run + 1} doc {k}/{T}: {len(doc.texts)}+{len(extra)} texts"))
-            result = self.student.absorb(doc.texts, settings, replay=extra,
+            self.emit(Stage("train", f"{label} run {run + 1} doc {k}/{T}: {len(doc.texts)}+{len(extra.texts)} texts"
+                                      + (f", {len(extra.anchor)} anchor" if extra.anchor else "")))
+            result = self.student.absorb(doc.texts, settings, replay=extra.texts, anchor=extra.anchor,
                                          on_step=lambda st, tot, ep, loss: self.emit(TrainStep(st, tot, ep, loss)))
             stream.extend(doc.texts)
             if update == "merge":
@@ -291,7 +291,7 @@ class ForgettingSweep:
             res.NLL.append(pick(nll))
             res.ppl.append(ppl)
             res.steps.append(result.steps)
-            res.replayed.append(len(extra))
+            res.replayed.append(len(extra.texts))
             self.emit(Progress("forgetting", done + k, total,
                                f"{label} run {run + 1} step {k}: acc {sum(res.R[-1]) / T:.2f}"))
         res.seconds = round(time.time() - t0, 2)

@@ -17,7 +17,7 @@ from .errors import BadInput, Cancelled
 from .events import (DocumentRead, EditCommitted, EditRejected, Emit, Message, ProbeResult, ProbeSummary,
                      RetentionRow, SelfEditProposed, SelfEditToken, Stage, TrainStep, ignore)
 from .memory import Edit
-from .replay import replay_texts
+from .replay import replay_mix
 
 
 @dataclass
@@ -150,8 +150,8 @@ class Ingest:
         settings = cfg.train
         if directives and cfg.ingest.use_directives:
             settings = replace(settings, **{k: v for k, v in directives.items() if hasattr(settings, k)})
-        replay = replay_texts(cfg.replay.strategy, agent.memory.training_stream(), cfg.replay.capacity,
-                              cfg.replay.ratio, len(texts), cfg.replay.seed + agent.memory.next_seq())
+        replay = replay_mix(cfg.replay.strategy, agent.memory.training_stream(), cfg.replay.capacity,
+                            cfg.replay.ratio, len(texts), cfg.replay.seed + agent.memory.next_seq())
 
         old_probes = self.retention_probes()
         st = agent.memory.state()
@@ -164,13 +164,14 @@ class Ingest:
 
         snapshot = student.state()
         try:
-            emit(Stage("train", f"{len(texts)} texts + {len(replay)} replay, {settings.epochs} epochs, lr {settings.lr:g}"))
+            emit(Stage("train", f"{len(texts)} texts + {len(replay.texts)} replay"
+                             + (f" + {len(replay.anchor)} anchor" if replay.anchor else "") + f", {settings.epochs} epochs, lr {settings.lr:g}"))
 
             def on_step(step: int, total: int, epoch: int, loss: float) -> None:
                 self.check_cancel()
                 emit(TrainStep(step, total, epoch, loss))
 
-            result = student.absorb(texts, settings, replay=replay, on_step=on_step)
+            result = student.absorb(texts, settings, replay=replay.texts, on_step=on_step, anchor=replay.anchor)
             self.check_cancel()
             after, nll_after = self.probe_phase("after", doc.doc_id, probes)
             old_after = {}
@@ -191,7 +192,7 @@ class Ingest:
                     doc_id=doc.doc_id, title=doc.title, parent_adapter=st.head, created=time.time(),
                     before=before["accuracy"], after=after["accuracy"], nll_before=nll_before, nll_after=nll_after,
                     reason=reason,
-                    info={"family": family, "samples": k, "texts": len(texts), "replay": len(replay),
+                    info={"family": family, "samples": k, "texts": len(texts), "replay": len(replay.texts), "anchor": len(replay.anchor),
                           "steps": result.steps, "losses": [round(x, 4) for x in result.losses],
                           "train": asdict(settings), "source": doc.source, "probe_origin": origin})
         answers = [{"question": q, "gold": g, "before": b["answer"], "after": a["answer"],

@@ -47,7 +47,7 @@ from teacher.prompts import FAMILIES
 from teacher.selfedit import Teacher, self_edit_from_completion
 
 from .benchmarks.knowledge import _free_memory as _free
-from .benchmarks.runlog import JsonlLog, atomic_write, check_run_file
+from .benchmarks.runlog import JsonlLog, atomic_write, check_run_file, train_identity
 from .benchmarks.squad import Passage, data_digest
 from .config import Config
 from .errors import BadInput
@@ -225,7 +225,7 @@ class Restem:
                 "train_titles": self.split.train_titles, "samples": o.samples, "seeds": self.seeds,
                 "reward": o.reward, "keep": o.keep, "self": o.self_mode, "family": self.family,
                 "gen_batch": o.gen_batch, "teacher": teacher, "parse": asd(c.parse), "lora": asd(c.lora),
-                "train": {k: v for k, v in asd(c.train).items() if k != "seed"}, "answer": asd(c.answer),
+                "train": train_identity(c.train), "answer": asd(c.answer),
                 "policy": asd(self.policy),
                 "models": {"teacher": c.models.teacher, "student": c.models.student, "dtype": c.models.dtype}}
 

@@ -113,6 +113,22 @@ def batch_nll(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torc
     return sequence_nll(out.logits, batch["labels"])
 
 
+def anchor_kl(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """KL(base || adapted) of the next-token distributions, summed over the real positions of a padded batch,
+    and the number of positions. ``model`` is a PeftModel; the base is the same model with its adapters
+    disabled (no copy of the weights). Keeps an update from moving the model where it was not asked to."""
+    device = model_device(model)
+    ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+    with torch.no_grad(), model.disable_adapter():
+        ref = model(input_ids=ids, attention_mask=mask).logits
+    out = model(input_ids=ids, attention_mask=mask).logits
+    real = mask.bool()
+    log_q = F.log_softmax(ref[real].float(), dim=-1)
+    log_p = F.log_softmax(out[real].float(), dim=-1)
+    kl = (log_q.exp() * (log_q - log_p)).sum(-1)
+    return kl.sum(), real.sum()
+
+
 def default_max_tokens(device: torch.device) -> int:
     """Training micro-batch budget: rows × padded length per forward/backward (gradients accumulate).
 

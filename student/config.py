@@ -40,6 +40,8 @@ class TrainSettings:
     schedule: str = "linear"
     weight_decay: float = 0.0
     autocast: str = "auto"  # auto (bf16 autocast for float32 models on CPUs with native bf16) | bf16 | off
+    anchor_weight: float = 5.0  # weight of the KL-to-base term on anchor (general) texts, when any are given
+    anchor_batch: int = 2       # anchor texts per step
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -48,6 +50,8 @@ class TrainSettings:
             raise ValueError("need epochs >= 0, batch_size > 0 and max_len > 1")
         if self.autocast not in AUTOCAST:
             raise ValueError(f"autocast must be one of {AUTOCAST}, got {self.autocast!r}")
+        if self.anchor_weight < 0 or self.anchor_batch <= 0:
+            raise ValueError("need anchor_weight >= 0 and anchor_batch > 0")
         if not 0.0 <= self.warmup_ratio <= 1.0:
             raise ValueError(f"warmup_ratio must be in [0, 1], got {self.warmup_ratio}")
 

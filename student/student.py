@@ -103,11 +103,13 @@ class Student:
         settings: Optional[TrainSettings] = None,
         replay: Sequence[str] = (),
         on_step: Optional[StepCallback] = None,
+        anchor: Sequence[str] = (),
     ) -> TrainResult:
-        """Train the in-memory adapter on ``texts`` plus ``replay`` texts."""
+        """Train the in-memory adapter on ``texts`` plus ``replay`` texts, holding its predictions on
+        ``anchor`` texts to the base model's (see :func:`~student.trainer.train_adapter`)."""
         self.model.set_adapter(ADAPTER_NAME)
         return train_adapter(
-            self.model, self.tokenizer, [*texts, *replay], settings or TrainSettings(), on_step
+            self.model, self.tokenizer, [*texts, *replay], settings or TrainSettings(), on_step, anchor=anchor
         )
 
     # inference -----------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from transformers import get_scheduler
 
-from .batching import (batch_nll, default_max_tokens, default_overhead, micro_batches, model_device, pad_batch,
+from .batching import (anchor_kl, batch_nll, default_max_tokens, default_overhead, micro_batches, model_device, pad_batch,
                        pad_id_of, tokenize_texts, training_autocast)
 from .config import TrainSettings
 
@@ -86,12 +86,17 @@ def train_adapter(
     on_step: Optional[StepCallback] = None,
     max_tokens: Optional[int] = None,
     overhead: Optional[int] = None,
+    anchor: Sequence[str] = (),
 ) -> TrainResult:
     """Train the trainable parameters of ``model`` on ``texts`` (eos appended, loss on real tokens).
 
     AdamW over trainable parameters only, warmup + decay schedule, gradient clipping; seeded with
     ``torch.manual_seed(settings.seed)`` and a seeded shuffle of the texts each epoch. Each step's batch runs
     in micro-batches (:func:`~student.batching.micro_batches`; ``max_tokens``/``overhead`` default per device).
+
+    ``anchor`` texts (general text) are not learned: every step adds ``settings.anchor_weight`` x the mean
+    KL(base || adapted) over ``settings.anchor_batch`` of them, taken in turn, which holds the model's
+    predictions on text it was not asked to change (``model`` must then be a PeftModel).
     """
     start = time.perf_counter()
     result = TrainResult()
@@ -114,6 +119,7 @@ def train_adapter(
     optimizer = make_adamw(params, settings.lr, settings.weight_decay)
     scheduler = make_scheduler(optimizer, settings, total)
 
+    anchors = tokenize_texts(tokenizer, anchor, settings.max_len, add_eos=True) if settings.anchor_weight > 0 else []
     autocast = training_autocast(model, settings.autocast)
     was_training = model.training
     model.train()
@@ -131,7 +137,13 @@ def train_adapter(
                 part_loss = nll.sum() / max(1, count)
                 part_loss.backward()
                 step_loss = step_loss + part_loss.detach()
-            loss = float(step_loss)  # one device sync per step
+            if anchors:
+                at = (step - 1) * settings.anchor_batch
+                rows = [anchors[(at + j) % len(anchors)] for j in range(min(settings.anchor_batch, len(anchors)))]
+                with autocast:
+                    kl, n = anchor_kl(model, pad_batch(rows, pad_id))
+                (settings.anchor_weight * kl / n.clamp_min(1)).backward()
+            loss = float(step_loss)  # one device sync per step (the loss reported is the CE on the texts)
             if settings.grad_clip and settings.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
             optimizer.step()

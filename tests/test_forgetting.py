@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from agent.config import Config
 from agent.forgetting_metrics import (acc, bwt, check_shape, forgetting_per_doc, fwt, just_learned, mean_forgetting,
                                       mean_matrix, mean_std, metrics, perplexity_drift, with_unknown_start)
-from agent.replay import Reservoir, general_texts, replay_texts
+from agent.replay import Reservoir, general_texts, replay_mix
 from student.config import AnswerSettings, LoraSettings, TrainSettings
 from student.student import Student
 from tests.conftest import make_tiny_model
@@ -91,18 +91,20 @@ def test_reservoir_sampling_is_uniform():
     assert not _uniform(_inclusion(lambda stream, c, s: list(stream[-c:]), n, cap, trials), cap / n, trials)
 
 
-def test_replay_texts_strategies():
+def test_replay_mix_strategies():
     stream = [f"old {i}" for i in range(20)]
-    assert replay_texts("none", stream, 10, 1.0, 4, 0) == []
-    r = replay_texts("reservoir", stream, 10, 1.0, 4, 0)
-    assert len(r) == 4 and set(r) <= set(stream)
-    general = set(general_texts())
+    none = replay_mix("none", stream, 10, 1.0, 4, 0)
+    assert (none.texts, none.anchor) == ([], [])
+    r = replay_mix("reservoir", stream, 10, 1.0, 4, 0)
+    assert len(r.texts) == 4 and set(r.texts) <= set(stream) and r.anchor == []
+    general = general_texts()
     assert len(general) >= 20
-    m = replay_texts("mixed", stream, 10, 0.5, 1, 0)  # one new text: one replayed text and one general text
-    assert len(m) == 2 and m[0] in stream and m[1] in general
-    assert all(t in general for t in replay_texts("mixed", [], 10, 0.5, 1, 0))  # first update: general text only
+    m = replay_mix("mixed", stream, 10, 0.5, 1, 0)  # one new text: one replayed text, all general text as anchor
+    assert len(m.texts) == 1 and m.texts[0] in stream and m.anchor == general
+    first = replay_mix("mixed", [], 10, 0.5, 1, 0)  # first update: nothing to replay yet, the anchor still holds
+    assert first.texts == [] and first.anchor == general
     with pytest.raises(ValueError):
-        replay_texts("bogus", stream, 10, 1.0, 4, 0)
+        replay_mix("bogus", stream, 10, 1.0, 4, 0)
 
 
 def test_general_sets_are_disjoint_and_untrained():
@@ -127,13 +129,13 @@ def test_buffer_survives_restart(tmp_path):
         mem.log(Edit(edit_id=eid, seq=seq, kind="commit", doc_id=f"d{seq}", adapter_id=f"k{seq}"))
     stream = mem.training_stream()
     buffer = Reservoir(5, 3).sample(stream)
-    replay = replay_texts("reservoir", stream, 5, 1.0, 3, 11)
+    replay = replay_mix("reservoir", stream, 5, 1.0, 3, 11).texts
     mem.close()
     again = Memory(home)
     try:
         assert again.training_stream() == stream and len(stream) == 16
         assert Reservoir(5, 3).sample(again.training_stream()) == buffer
-        assert replay_texts("reservoir", again.training_stream(), 5, 1.0, 3, 11) == replay
+        assert replay_mix("reservoir", again.training_stream(), 5, 1.0, 3, 11).texts == replay
     finally:
         again.close()
 
@@ -249,7 +251,9 @@ def test_tiny_sweep_writes_everything_and_resumes(tmp_path, tiny_tokenizer, monk
     assert len(firsts) == 1
     assert doc["strategies"]["continue-none"]["per_run"][0]["replayed"] == [0, 0]
     assert doc["strategies"]["continue-reservoir"]["per_run"][0]["replayed"] == [0, 1]   # nothing to replay at step 1
-    assert doc["strategies"]["continue-mixed"]["per_run"][0]["replayed"] == [1, 2]
+    mixed = doc["strategies"]["continue-mixed"]["per_run"][0]
+    assert mixed["replayed"] == [0, 1]   # the same replay as reservoir, plus the general-text anchor:
+    assert mixed["NLL"] != doc["strategies"]["continue-reservoir"]["per_run"][0]["NLL"]  # which changes the update
     assert "goal" in doc["strategies"]["merge-mixed"]
     assert any(type(e).__name__ == "Progress" for e in events)
     for name in ("results.json", "table.md", "runs.jsonl", "first-doc.png", "perplexity.png", "machine.json",

@@ -1,4 +1,5 @@
 import ast
+import dataclasses
 import math
 from pathlib import Path
 
@@ -119,6 +120,31 @@ def test_replay_texts_are_trained(tiny_model, tiny_tokenizer):
     student = Student(tiny_model, tiny_tokenizer, LORA)
     result = student.absorb(TEXTS[:1], TrainSettings(epochs=2, batch_size=1, max_len=64), replay=TEXTS[1:])
     assert result.steps == 6
+
+
+def test_anchor_holds_predictions_on_general_text(tiny_model, tiny_tokenizer):
+    """The KL anchor keeps the adapted model's predictions on anchor text near the base model's (more so the
+    larger its weight), and the anchored update still learns its texts; weight 0 is the unanchored update."""
+    from student.batching import anchor_kl, pad_batch, pad_id_of, tokenize_texts
+    anchor = ["the river runs to the sea and the rain falls on the hills", "a small dog sleeps by the warm fire"]
+    settings = TrainSettings(lr=1e-2, epochs=8, batch_size=4, max_len=64, autocast="off", anchor_batch=2)
+    student = Student(tiny_model, tiny_tokenizer, LORA)
+    batch = pad_batch(tokenize_texts(tiny_tokenizer, anchor, 64), pad_id_of(tiny_tokenizer))
+
+    def absorb(weight, **kw):
+        student.reset()
+        result = student.absorb(TEXTS, dataclasses.replace(settings, anchor_weight=weight), **kw)
+        with torch.no_grad():
+            kl, n = anchor_kl(student.model, batch)
+        return float(kl / n), result.losses
+
+    free, free_losses = absorb(1.0)
+    held, held_losses = absorb(1.0, anchor=anchor)
+    tight, _ = absorb(5.0, anchor=anchor)
+    assert free > 0.1 and held < free / 2 and tight < held / 2
+    assert held_losses[-1] < 0.8 * held_losses[0]       # the texts are still learned
+    off, off_losses = absorb(0.0, anchor=anchor)
+    assert off_losses == pytest.approx(free_losses, abs=1e-6) and off == pytest.approx(free, abs=1e-6)
 
 
 def test_zero_epochs_changes_nothing(tiny_model, tiny_tokenizer):

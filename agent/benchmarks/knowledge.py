@@ -26,7 +26,7 @@ from ..errors import BadInput
 from ..events import Emit, Message, Progress, Stage, ignore
 from .conditions import DEFAULT_CONDITIONS, Condition, merged_texts, parse_conditions, self_edit_texts
 from .report import aggregate, machine_info, markdown, sanitize
-from .runlog import JsonlLog, atomic_write, check_run_file
+from .runlog import JsonlLog, atomic_write, check_run_file, train_identity
 from .squad import DEFAULT_DATA, Passage, data_digest, load_passages, load_reference
 
 MODES = ("single", "cpt")
@@ -141,8 +141,7 @@ class KnowledgeBench:
         """What must not change between a run and its resumption (results would not be comparable)."""
         c = self.cfg
         answer = {k: v for k, v in dataclasses.asdict(c.answer).items() if k not in ("question_format", "batch_size")}
-        train = {k: v for k, v in dataclasses.asdict(c.train).items() if k != "seed"}
-        return {"data": self.digest, "mode": self.opts.mode, "k": self.opts.k, "train": train,
+        return {"data": self.digest, "mode": self.opts.mode, "k": self.opts.k, "train": train_identity(c.train),
                 "lora": dataclasses.asdict(c.lora), "answer": answer, "parse": dataclasses.asdict(c.parse),
                 "teacher": {k: v for k, v in dataclasses.asdict(c.teacher).items() if k != "family"},
                 "models": {"student": c.models.student, "teacher": c.models.teacher, "dtype": c.models.dtype,

@@ -31,6 +31,14 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def train_identity(train) -> dict:
+    """TrainSettings as a run's fingerprint records them when the update has no anchor texts (the knowledge
+    benchmark, ReST-EM rewards): the seed (varied per run) and the anchor's settings (unused) left out, so
+    run folders from before the anchor existed still resume."""
+    import dataclasses
+    return {k: v for k, v in dataclasses.asdict(train).items() if k not in ("seed", "anchor_weight", "anchor_batch")}
+
+
 class JsonlLog:
     """Records keyed by ``key(record)``; the last record of a key wins."""
 
