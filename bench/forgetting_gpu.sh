@@ -9,7 +9,7 @@ common=(--device "${DEVICE:-cuda}" --docs "$docs" --runs "$runs" --out "$out")
 mkdir -p "$out"
 for u in continue merge; do
   for r in none reservoir mixed; do
-    OMP_NUM_THREADS=2 timeout "$limit" python3 -m agent.cli "$@" forgetting "${common[@]}" --update $u --replay $r \
+    OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} timeout "$limit" python3 -m agent.cli "$@" forgetting "${common[@]}" --update $u --replay $r \
       --json >"$out.$u-$r.log" 2>&1 &
   done
 done
