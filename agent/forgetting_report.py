@@ -92,9 +92,11 @@ def markdown(doc: dict) -> str:
     out = [f"# Forgetting sweep: T = {T} documents, {c['runs']} order(s)", "",
            f"data `{c['data']}` · texts `{c['texts']}` · replay ratio {c['ratio']} · capacity {c['capacity']} · "
            f"lr {c['train']['lr']} · epochs {c['train']['epochs']} · LoRA r {c['lora']['r']} · "
+           f"anchor weight {c['train'].get('anchor_weight', 0)} ('mixed') · "
            f"{doc['machine']['device']} · {doc['run_seconds']:.0f} s in runs ({doc['seconds']:.0f} s this invocation)", "",
            "Accuracy = 'contains' on the extracted answer, per document; R[k][i] = accuracy on the i-th learned "
            "document after k edits. BWT < 0 is forgetting; FWT = what earlier edits taught about later documents; "
+           "'mixed' = reservoir replay + a KL anchor to the base model on shipped general text; "
            "ppl drift = general-text perplexity after T edits / before − 1; NLL BWT > 0 = gold answers of earlier "
            "documents became less likely (dense).", "",
            "| strategy | runs | " + " | ".join(LABELS.values()) + " | ppl drift | NLL BWT | goal (BWT ≥ −0.02, "

@@ -7,7 +7,7 @@ limit=${1:-480}
 export OMP_NUM_THREADS=1
 k=/root/runs/k175
 mkdir -p $k
-[ -f $k/run.json ] || cp bench/results/knowledge-h100-25passages/{run.json,results.jsonl,selfedits.jsonl} $k/
+[ -f $k/run.json ] || cp bench/results/knowledge-h100-175/{run.json,results.jsonl,selfedits.jsonl} $k/
 [ -d .runs ] && cp -rn .runs/* /root/runs/ 2>/dev/null   # a previous call's partial results, carried back
 timeout "$limit" python3 -m agent.cli bench knowledge --device cuda --n 175 --seeds 2 --group 128 \
   --conditions base,passage,teacher:implications,teacher:rewrite,ref:gpt4.1,ref:qwen-base,ref:seal-rl \

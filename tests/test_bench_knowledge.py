@@ -122,6 +122,11 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path, data_file):
     assert seen[0] == 6 and seen[-1] == 10  # only the unfinished units were run: 2 passages x (1 + 2 + 2)
     assert strip_timing(resumed) == strip_timing(whole)
     assert len((tmp_path / "parts" / "results.jsonl").read_text().splitlines()) == 10
+    # a report-only re-run names the machine the results were computed on (machine.json), not its own
+    machine = json.loads((tmp_path / "parts" / "machine.json").read_text())
+    (tmp_path / "parts" / "machine.json").write_text(json.dumps({**machine, "host": "the-gpu-box"}))
+    again = run_bench(tmp_path, data_file, "parts", on_record=lambda r, d, t: seen.append(d), conditions=conds)
+    assert again["machine"]["host"] == "the-gpu-box" and seen[-1] == 10
 
 
 def test_cpt_mode_and_changed_settings_refused(tmp_path, data_file):

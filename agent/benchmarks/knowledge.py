@@ -143,7 +143,8 @@ class KnowledgeBench:
         answer = {k: v for k, v in dataclasses.asdict(c.answer).items() if k not in ("question_format", "batch_size")}
         return {"data": self.digest, "mode": self.opts.mode, "k": self.opts.k, "train": train_identity(c.train),
                 "lora": dataclasses.asdict(c.lora), "answer": answer, "parse": dataclasses.asdict(c.parse),
-                "teacher": {k: v for k, v in dataclasses.asdict(c.teacher).items() if k != "family"},
+                "teacher": {k: v for k, v in dataclasses.asdict(c.teacher).items()  # cloze probes: ingest only
+                            if k not in ("family", "cloze_fallback")},
                 "models": {"student": c.models.student, "teacher": c.models.teacher, "dtype": c.models.dtype,
                            # recorded only when set, so run folders from before the setting existed still resume
                            **({"teacher_dtype": c.models.teacher_dtype} if c.models.teacher_dtype != "auto" else {})}}
@@ -271,6 +272,8 @@ class KnowledgeBench:
             self.emit(Stage("load", f"student model ({self.cfg.models.student})"))
             model, tok = self.load_student()
             device = self.device = str(next(model.parameters()).device)
+            # where the results were computed: a later report-only invocation (e.g. on another machine) reads it
+            atomic_write(self.out / "machine.json", json.dumps(machine_info(device), indent=2) + "\n")
             if len(pending) < len(units):
                 self.emit(Message("info", f"resuming: {len(units) - len(pending)} of {len(units)} results already in {self.out}"))
             target = 1 if engine == "sequential" else self.opts.group  # fill the batched engine's groups
@@ -303,6 +306,13 @@ class KnowledgeBench:
             _free_memory()
         return self.finish(log, engine, device, time.time() - started)
 
+    def _machine(self, device: str) -> dict:
+        """The machine of the last invocation that computed results (machine.json), else this one."""
+        try:
+            return json.loads((self.out / "machine.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return machine_info(device)
+
     def finish(self, log: JsonlLog, engine: str, device: str, seconds: float) -> dict:
         cfg, o = self.cfg, self.opts
         fmt_default = cfg.answer.question_format
@@ -319,7 +329,7 @@ class KnowledgeBench:
             },
             **aggregate(self.passages, self.conditions, self.formats, self.seeds, o.mode, list(log)),
             "timing": {"seconds_this_invocation": seconds, "generation_seconds_per_passage": self.gen_seconds},
-            "machine": machine_info(device),
+            "machine": self._machine(device),
         }
         doc = sanitize(doc)
         atomic_write(self.out / "results.json", json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
