@@ -116,10 +116,20 @@ def test_first_step_loss_is_the_untrained_text_nll(tiny_model, tiny_tokenizer):
     assert result.losses[0] == pytest.approx(nll, rel=2e-2)
 
 
-def test_replay_texts_are_trained(tiny_model, tiny_tokenizer):
+def test_replay_texts_are_trained_without_diluting_the_new_ones(tiny_model, tiny_tokenizer):
+    """Steps are planned over the new texts; each step adds its share of the replay texts' mean NLL, so the
+    replay is learned and the new text's part of the update keeps its full weight."""
     student = Student(tiny_model, tiny_tokenizer, LORA)
-    result = student.absorb(TEXTS[:1], TrainSettings(epochs=2, batch_size=1, max_len=64), replay=TEXTS[1:])
-    assert result.steps == 6
+    settings = TrainSettings(lr=1e-2, epochs=6, batch_size=1, max_len=64, autocast="off")
+    before = student.text_nll(TEXTS[1:])
+    result = student.absorb(TEXTS[:1], settings, replay=TEXTS[1:])
+    assert result.steps == 6                                # one new text per epoch, batch 1
+    assert student.text_nll(TEXTS[1:]) < before - 0.5      # the replay texts were learned too
+    # the first step's loss = new text's mean NLL + replay texts' mean NLL (not their pooled mean)
+    student.reset()
+    new, old = student.text_nll(TEXTS[:1]), student.text_nll(TEXTS[1:])
+    first = student.absorb(TEXTS[:1], dataclasses.replace(settings, epochs=1), replay=TEXTS[1:]).losses[0]
+    assert first == pytest.approx(new + old, rel=1e-5)
 
 
 def test_anchor_holds_predictions_on_general_text(tiny_model, tiny_tokenizer):
