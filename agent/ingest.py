@@ -164,8 +164,9 @@ class Ingest:
 
         snapshot = student.state()
         try:
-            emit(Stage("train", f"{len(texts)} texts + {len(replay.texts)} replay"
-                             + (f" + {len(replay.anchor)} anchor" if replay.anchor else "") + f", {settings.epochs} epochs, lr {settings.lr:g}"))
+            anchor = f" + {len(replay.anchor)} anchor" if replay.anchor else ""
+            emit(Stage("train", f"{len(texts)} texts + {len(replay.texts)} replay{anchor}, {settings.epochs} epochs, "
+                                f"lr {settings.lr:g}"))
 
             def on_step(step: int, total: int, epoch: int, loss: float) -> None:
                 self.check_cancel()
@@ -192,8 +193,8 @@ class Ingest:
                     doc_id=doc.doc_id, title=doc.title, parent_adapter=st.head, created=time.time(),
                     before=before["accuracy"], after=after["accuracy"], nll_before=nll_before, nll_after=nll_after,
                     reason=reason,
-                    info={"family": family, "samples": k, "texts": len(texts), "replay": len(replay.texts), "anchor": len(replay.anchor),
-                          "steps": result.steps, "losses": [round(x, 4) for x in result.losses],
+                    info={"family": family, "samples": k, "texts": len(texts), "replay": len(replay.texts),
+                          "anchor": len(replay.anchor), "steps": result.steps, "losses": [round(x, 4) for x in result.losses],
                           "train": asdict(settings), "source": doc.source, "probe_origin": origin})
         answers = [{"question": q, "gold": g, "before": b["answer"], "after": a["answer"],
                     "before_correct": b["correct"], "after_correct": a["correct"]}

@@ -171,8 +171,14 @@ def test_later_edits_mix_in_replay_of_earlier_ones(tmp_path, tiny_agent):
     Ingest(tiny_agent, IngestOptions(guard=False)).run([write(tmp_path, "z.json", DOC)])
     [b] = Ingest(tiny_agent, IngestOptions(guard=False)).run([write(tmp_path, "m.json", DOC2)])
     edit = tiny_agent.memory.find_edit(b.edit_id)
-    assert edit.info["replay"] >= 1
+    assert edit.info["replay"] >= 1 and edit.info["anchor"] == 0
     assert set(edit.retention) == {e.doc_id for e in tiny_agent.memory.state().active()}
+    # 'mixed' adds the general text as a KL anchor: the first edit has nothing to replay yet but is anchored
+    from agent.replay import general_texts
+    tiny_agent.cfg.replay.strategy = "mixed"
+    [c] = Ingest(tiny_agent, IngestOptions(guard=False)).run([write(tmp_path, "n.json", {**DOC2, "title": "Quorn", "context": "Quorn mills grind barley on Tuesdays."})])
+    info = tiny_agent.memory.find_edit(c.edit_id).info
+    assert info["replay"] >= 1 and info["anchor"] == len(general_texts())
 
 
 def test_text_document_gets_cloze_probes_or_goes_unguarded(tmp_path):
