@@ -6,7 +6,8 @@ Update modes: ``continue`` keeps training one knowledge adapter (what ingest doe
 sequential setting: after each edit the LoRA delta is added to the base weights in place and a fresh adapter
 starts. The base weights are restored from a snapshot before every run, so runs never contaminate each other.
 Replay: agent.replay (reservoir over the texts absorbed so far in the run; ``mixed`` adds the shipped general
-text as a KL anchor to the base model). General-ability drift: perplexity on agent/data/general_eval.txt (never trained on) after every step.
+text as a KL anchor to the base model). General-ability drift: perplexity on agent/data/general_eval.txt (never
+trained on) after every step.
 
 Outputs in ``out``: run.json (settings; a re-run with other settings is refused), runs.jsonl (one line per
 strategy and run, appended as they finish; a re-run skips finished ones), results.json, table.md, PNG plots.
@@ -14,7 +15,6 @@ strategy and run, appended as they finish; a re-run skips finished ones), result
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import random
 import time
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from .benchmarks.runlog import JsonlLog, atomic_write, check_run_file
+from .benchmarks.runlog import JsonlLog, check_run_file
 from .benchmarks.squad import DATA_REF, DEFAULT_DATA, Passage, data_digest, load_passages, load_reference
 from .config import Config
 from .errors import BadInput
@@ -195,7 +195,6 @@ class ForgettingSweep:
         self.capacity = cfg.replay.capacity if opts.capacity is None else opts.capacity
         self.student = None
         self.device = cfg.models.device
-        self.machine: Optional[dict] = None
         self.general: list[str] = []
         self.log: Optional[JsonlLog] = None
 
@@ -330,9 +329,8 @@ class ForgettingSweep:
             self.emit(Message("warning", f"merge mode adds small LoRA deltas to {dtype} weights, which rounds part of "
                                          "them away; --set models.dtype=float32 measures SEAL's merge faithfully"))
         self.device = str(self.student.device)
-        from .benchmarks.report import machine_info
-        self.machine = machine_info(self.device)  # where the runs ran (a report-only re-run reads machine.json)
-        atomic_write(self.out / "machine.json", json.dumps(self.machine, indent=2) + "\n")
+        from .benchmarks.report import record_machine
+        record_machine(self.out, self.device)
 
 
 def _nanmean(xs: Sequence[float]) -> float:

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .benchmarks.report import machine_info, sanitize
+from .benchmarks.report import recorded_machine, sanitize
 from .benchmarks.runlog import atomic_write
 from .forgetting_metrics import NAMES, mean_matrix, mean_std, metrics, perplexity_drift
 
@@ -175,14 +175,6 @@ def lines(series: dict[str, list[dict]], path: Path, title: str, ylabel: str) ->
     plt.close(fig)
 
 
-def _machine(sweep) -> dict:
-    """The machine the runs ran on: this process's if it ran any, else the one recorded by the run that did."""
-    saved = sweep.out / "machine.json"
-    if sweep.machine is None and saved.is_file():
-        return json.loads(saved.read_text(encoding="utf-8"))
-    return sweep.machine or machine_info(sweep.device)
-
-
 def write_outputs(sweep, runs: list, seconds: float) -> dict:
     """results.json, table.md and the plots of a finished (or resumed) sweep; returns the results document."""
     o, out = sweep.opts, sweep.out
@@ -196,7 +188,7 @@ def write_outputs(sweep, runs: list, seconds: float) -> dict:
                    "capacity": sweep.capacity, "train": dataclasses.asdict(sweep.cfg.train),
                    "lora": dataclasses.asdict(sweep.cfg.lora), "answer": dataclasses.asdict(sweep.cfg.answer),
                    "out": str(out)},
-        "machine": _machine(sweep), "seconds": round(seconds, 1),
+        "machine": recorded_machine(sweep.out, sweep.device), "seconds": round(seconds, 1),
         "run_seconds": round(sum(s["seconds"] for s in summ.values()), 1),
         "documents": [{"index": d.index, "title": d.title, "questions": len(d.questions), "texts": len(d.texts)}
                       for d in sweep.docs],

@@ -194,7 +194,8 @@ class Ingest:
                     before=before["accuracy"], after=after["accuracy"], nll_before=nll_before, nll_after=nll_after,
                     reason=reason,
                     info={"family": family, "samples": k, "texts": len(texts), "replay": len(replay.texts),
-                          "anchor": len(replay.anchor), "steps": result.steps, "losses": [round(x, 4) for x in result.losses],
+                          "anchor": len(replay.anchor), "steps": result.steps,
+                          "losses": [round(x, 4) for x in result.losses],
                           "train": asdict(settings), "source": doc.source, "probe_origin": origin})
         answers = [{"question": q, "gold": g, "before": b["answer"], "after": a["answer"],
                     "before_correct": b["correct"], "after_correct": a["correct"]}

@@ -113,6 +113,14 @@ def set_threads(threads: int) -> int:
     return threads
 
 
+def free_memory() -> None:
+    """Drop unreferenced models now (and the CUDA cache), between phases that load different ones."""
+    import gc
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def busy_cores(samples: int = 5, interval: float = 0.02) -> int:
     """Runnable threads other than ours right now (median of a few reads of /proc/stat's procs_running).
     Not the load average: that still counts, for a minute, the seal-agent command that just finished, and the

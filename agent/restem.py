@@ -46,11 +46,11 @@ from teacher.policy import attach_policy, detach_policy, train_policy
 from teacher.prompts import FAMILIES
 from teacher.selfedit import Teacher, self_edit_from_completion
 
-from .benchmarks.knowledge import _free_memory as _free
 from .benchmarks.runlog import JsonlLog, atomic_write, check_run_file, train_identity
 from .benchmarks.squad import Passage, data_digest
 from .config import Config
 from .errors import BadInput
+from .models import free_memory
 from .events import Emit, Message, Progress, Stage, TrainStep, ignore
 from .restem_reward import KEEP_RULES, REWARDS, Score, keep, reward_of, seed_gains, stats
 from .restem_split import HELDOUT_DATA, TRAIN_DATA, Split, make_split, squad_json
@@ -155,7 +155,7 @@ class StudentModel:
         if self.model is not None and self.version == version:
             return self.model, self.tokenizer
         self.model = None
-        _free()
+        free_memory()
         if not self.self_mode:
             self.emit(Stage("load", "student model"))
             self.model, self.tokenizer = self.load_student()

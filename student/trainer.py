@@ -12,8 +12,8 @@ from typing import Callable, Optional, Sequence
 import torch
 from transformers import get_scheduler
 
-from .batching import (anchor_kl, batch_nll, default_max_tokens, default_overhead, micro_batches, model_device, pad_batch,
-                       pad_id_of, tokenize_texts, training_autocast)
+from .batching import (anchor_kl, batch_nll, default_max_tokens, default_overhead, micro_batches, model_device,
+                       pad_batch, pad_id_of, tokenize_texts, training_autocast)
 from .config import TrainSettings
 
 StepCallback = Callable[[int, int, int, float], None]

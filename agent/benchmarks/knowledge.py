@@ -11,7 +11,6 @@ passage, seed), appended atomically; finished work is skipped on a re-run), ``re
 from __future__ import annotations
 
 import dataclasses
-import gc
 import json
 import time
 from dataclasses import dataclass, field
@@ -23,9 +22,10 @@ from student.innerloop import Candidate, CandidateResult, evaluate
 
 from ..config import Config
 from ..errors import BadInput
+from ..models import free_memory
 from ..events import Emit, Message, Progress, Stage, ignore
 from .conditions import DEFAULT_CONDITIONS, Condition, merged_texts, parse_conditions, self_edit_texts
-from .report import aggregate, machine_info, markdown, sanitize
+from .report import aggregate, markdown, record_machine, recorded_machine, sanitize
 from .runlog import JsonlLog, atomic_write, check_run_file, train_identity
 from .squad import DEFAULT_DATA, Passage, data_digest, load_passages, load_reference
 
@@ -181,7 +181,7 @@ class KnowledgeBench:
         def teacher_for(adapter: str) -> Teacher:
             if adapter not in loaded:
                 loaded.clear()
-                _free_memory()
+                free_memory()
                 self.emit(Stage("load", f"teacher model ({self.cfg.models.teacher}{' + ' + adapter if adapter else ''})"))
                 model, tok = self.load_teacher(adapter)
                 loaded[adapter] = Teacher(TransformersBackend(model, tok), tok, self.cfg.teacher, self.cfg.parse)
@@ -211,7 +211,7 @@ class KnowledgeBench:
             self.completions[cond.name] = [r["completions"][:k] for r in recs]
             self.gen_seconds[cond.name] = sum(r.get("seconds", 0.0) for r in recs) / len(recs)
         loaded.clear()
-        _free_memory()
+        free_memory()
 
     # ---- units --------------------------------------------------------------------------------------------------
     def _texts(self, cond: Condition) -> list[list[list[str]]]:
@@ -272,8 +272,7 @@ class KnowledgeBench:
             self.emit(Stage("load", f"student model ({self.cfg.models.student})"))
             model, tok = self.load_student()
             device = self.device = str(next(model.parameters()).device)
-            # where the results were computed: a later report-only invocation (e.g. on another machine) reads it
-            atomic_write(self.out / "machine.json", json.dumps(machine_info(device), indent=2) + "\n")
+            record_machine(self.out, device)
             if len(pending) < len(units):
                 self.emit(Message("info", f"resuming: {len(units) - len(pending)} of {len(units)} results already in {self.out}"))
             target = 1 if engine == "sequential" else self.opts.group  # fill the batched engine's groups
@@ -303,15 +302,8 @@ class KnowledgeBench:
                             self.on_record(rec, done, len(units))
             self.emit(Progress("knowledge", done, len(units)))
             del model
-            _free_memory()
+            free_memory()
         return self.finish(log, engine, device, time.time() - started)
-
-    def _machine(self, device: str) -> dict:
-        """The machine of the last invocation that computed results (machine.json), else this one."""
-        try:
-            return json.loads((self.out / "machine.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return machine_info(device)
 
     def finish(self, log: JsonlLog, engine: str, device: str, seconds: float) -> dict:
         cfg, o = self.cfg, self.opts
@@ -329,22 +321,12 @@ class KnowledgeBench:
             },
             **aggregate(self.passages, self.conditions, self.formats, self.seeds, o.mode, list(log)),
             "timing": {"seconds_this_invocation": seconds, "generation_seconds_per_passage": self.gen_seconds},
-            "machine": self._machine(device),
+            "machine": recorded_machine(self.out, device),
         }
         doc = sanitize(doc)
         atomic_write(self.out / "results.json", json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
         atomic_write(self.out / "table.md", markdown(doc))
         return doc
-
-
-def _free_memory() -> None:
-    gc.collect()
-    try:
-        import torch
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:  # pragma: no cover
-        pass
 
 
 __all__ = ["BenchOptions", "KnowledgeBench", "MODES", "FORMATS"]

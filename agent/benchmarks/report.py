@@ -9,6 +9,7 @@ it without knowing which fact answers which question.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -22,6 +23,7 @@ from typing import Any, Sequence
 from student.grading import contains, extract_answer
 
 from .conditions import Condition
+from .runlog import atomic_write
 from .squad import Passage
 from .stats import Interval, paired_interval, ratio_interval
 
@@ -213,18 +215,32 @@ def machine_info(device: str) -> dict:
     return info
 
 
+def record_machine(out: Path, device: str) -> None:
+    """Write ``out``/machine.json: where a run's results are being computed (call when a run computes any)."""
+    atomic_write(Path(out) / "machine.json", json.dumps(machine_info(device), indent=2) + "\n")
+
+
+def recorded_machine(out: Path, device: str) -> dict:
+    """The machine of the last invocation that computed results in ``out`` (its machine.json), else this one:
+    a report-only re-run (a table rebuilt on a CPU from a GPU run's log) names where the results came from."""
+    try:
+        return json.loads((Path(out) / "machine.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return machine_info(device)
+
+
 # ---- markdown ---------------------------------------------------------------------------------------------------
 
-def _f(x, digits: int = 3) -> str:
+def fmt_num(x, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
-def _ci(iv: dict, digits: int = 3) -> str:
+def fmt_ci(iv: dict, digits: int = 3) -> str:
     if iv.get("value") is None:
         return "–"
     if iv.get("lo") is None:
-        return _f(iv["value"], digits)
-    return f"{_f(iv['value'], digits)} [{_f(iv['lo'], digits)}, {_f(iv['hi'], digits)}]"
+        return fmt_num(iv["value"], digits)
+    return f"{fmt_num(iv['value'], digits)} [{fmt_num(iv['lo'], digits)}, {fmt_num(iv['hi'], digits)}]"
 
 
 def markdown(doc: dict) -> str:
@@ -244,14 +260,14 @@ def markdown(doc: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in doc["rows"]:
-        lines.append(f"| {r['row']} | {_ci(r['accuracy'])} | {_ci(r['control'])} | {_f(r['f1']['value'])} | "
-                     f"{_f(r['em']['value'])} | {_f(r['nll']['value'])} | {_f(r['accuracy_seed_sd'])} | "
-                     f"{_f(r['self_edits_per_passage'], 1)} | {_f(r['train']['steps'], 1)} | "
-                     f"{_f(r['timing']['seconds_per_passage'], 1)} |")
+        lines.append(f"| {r['row']} | {fmt_ci(r['accuracy'])} | {fmt_ci(r['control'])} | {fmt_num(r['f1']['value'])} | "
+                     f"{fmt_num(r['em']['value'])} | {fmt_num(r['nll']['value'])} | {fmt_num(r['accuracy_seed_sd'])} | "
+                     f"{fmt_num(r['self_edits_per_passage'], 1)} | {fmt_num(r['train']['steps'], 1)} | "
+                     f"{fmt_num(r['timing']['seconds_per_passage'], 1)} |")
     if doc["differences"]:
         lines += ["", "Paired differences (a − b; 95% paired bootstrap over passages; ✱ = outside the error bars)", "",
                   "| a − b | Δ accuracy [95% CI] | Δ control [95% CI] | Δ F1 [95% CI] |", "|---|---|---|---|"]
         for d in doc["differences"]:
-            cell = lambda k: _ci(d[k]) + (" ✱" if d[k]["outside_error_bars"] else "")  # noqa: E731
+            cell = lambda k: fmt_ci(d[k]) + (" ✱" if d[k]["outside_error_bars"] else "")  # noqa: E731
             lines.append(f"| {d['a']} − {d['b']} | {cell('accuracy')} | {cell('control')} | {cell('f1')} |")
     return "\n".join(lines) + "\n"

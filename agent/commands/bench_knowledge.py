@@ -56,20 +56,10 @@ def knowledge(ctx: typer.Context,
     output(ctx, doc, human)
 
 
-def _ci(iv: dict) -> str:
-    if iv.get("value") is None:
-        return "–"
-    if iv.get("lo") is None:
-        return f"{iv['value']:.2f}"
-    return f"{iv['value']:.2f} [{iv['lo']:.2f}, {iv['hi']:.2f}]"
-
-
-def _num(x, fmt: str = ".2f") -> str:
-    return "–" if x is None else format(x, fmt)
-
-
 def summary_table(doc: dict):
     from rich.table import Table
+
+    from ..benchmarks.report import fmt_ci, fmt_num
     c = doc["config"]
     qs = doc["rows"][0]["questions"] if doc["rows"] else 0
     t = Table(title=f"knowledge, {c['mode']}: {c['n']} passages, {qs} questions, seeds {c['seeds']}")
@@ -77,18 +67,21 @@ def summary_table(doc: dict):
     for col in ("accuracy [95% CI]", "control", "F1", "EM", "NLL", "s/psg"):
         t.add_column(col, no_wrap=True, justify="right")
     for r in doc["rows"]:
-        t.add_row(r["row"], _ci(r["accuracy"]), _ci(r["control"]), _num(r["f1"]["value"]), _num(r["em"]["value"]),
-                  _num(r["nll"]["value"]), _num(r["timing"]["seconds_per_passage"], ".0f"))
+        t.add_row(r["row"], fmt_ci(r["accuracy"], 2), fmt_ci(r["control"], 2), fmt_num(r["f1"]["value"], 2),
+                  fmt_num(r["em"]["value"], 2), fmt_num(r["nll"]["value"], 2),
+                  fmt_num(r["timing"]["seconds_per_passage"], 0))
     return t
 
 
 def differences_table(doc: dict):
     from rich.table import Table
+
+    from ..benchmarks.report import fmt_ci
     t = Table(title="paired differences a − b (✱ outside the 95% error bars)")
     t.add_column("a − b", overflow="fold")
     for col in ("Δ accuracy", "Δ control", "Δ F1"):
         t.add_column(col, no_wrap=True, justify="right")
     for d in doc["differences"]:
-        cell = lambda k: _ci(d[k]) + (" ✱" if d[k]["outside_error_bars"] else "")  # noqa: E731
+        cell = lambda k: fmt_ci(d[k], 2) + (" ✱" if d[k]["outside_error_bars"] else "")  # noqa: E731
         t.add_row(f"{d['a']} − {d['b']}", cell("accuracy"), cell("control"), cell("f1"))
     return t
