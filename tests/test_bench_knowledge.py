@@ -129,6 +129,38 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path, data_file):
     assert again["machine"]["host"] == "the-gpu-box" and seen[-1] == 10
 
 
+def test_shards_into_one_folder_equal_one_run_and_subset_keeps_indices(tmp_path, data_file):
+    # --k 16: the teacher writes one passage per generate call, so each shard gets one passage (and its self-edits)
+    conds = ("base", "passage", "ref", "teacher:rewrite")
+    whole = run_bench(tmp_path, data_file, "whole", conditions=conds, k=16)
+    seen = {0: [], 1: []}
+    for i in (0, 1):
+        part = run_bench(tmp_path, data_file, "sharded", conditions=conds, k=16, shard=(i, 2),
+                         on_record=lambda r, d, t, i=i: seen[i].append(r["passage"]))
+        assert [r["passages"] for r in part["rows"]] == [i + 1] * 4  # the table so far: this shard's and earlier
+    assert set(seen[0]) == {0} and set(seen[1]) == {1}
+    report = run_bench(tmp_path, data_file, "report", conditions=conds, k=16, report_only=True,
+                       on_record=lambda *a: pytest.fail("--report-only computes nothing"))
+    assert [r["passages"] for r in report["rows"]] == [0] * 4
+    merged = run_bench(tmp_path, data_file, "sharded", conditions=conds, k=16,
+                       on_record=lambda *a: pytest.fail("a run after all shards has nothing left to do"))
+    assert strip_timing(merged) == strip_timing(whole)
+
+    only = tmp_path / "mipsy.json"
+    only.write_text(json.dumps(PASSAGES[1:]))
+    sub = run_bench(tmp_path, data_file, "whole", conditions=conds, k=16, subset=only,
+                    on_record=lambda *a: pytest.fail("the subset's results are in the folder already"))
+    assert [p["index"] for p in sub["per_passage"]] == [1]
+    assert sub["per_passage"][0]["results"] == whole["per_passage"][1]["results"]
+    assert all(r["passages"] == 1 for r in sub["rows"])
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps([{**PASSAGES[0], "context": "Nothing of the kind."}]))
+    with pytest.raises(BadInput, match="none of its passages"):
+        run_bench(tmp_path, data_file, "whole", conditions=conds, subset=other)
+    with pytest.raises(BadInput, match="--shard 2/2"):
+        run_bench(tmp_path, data_file, "whole", conditions=conds, shard=(2, 2))
+
+
 def test_cpt_mode_and_changed_settings_refused(tmp_path, data_file):
     doc = run_bench(tmp_path, data_file, "cpt", mode="cpt")
     assert all(r["passages"] == 2 and r["questions"] == 5 for r in doc["rows"])

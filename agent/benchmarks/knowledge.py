@@ -11,6 +11,7 @@ passage, seed), appended atomically; finished work is skipped on a re-run), ``re
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -49,6 +50,9 @@ class BenchOptions:
     question_format: Optional[str] = None    # chat | raw | both; None = the config's answer.question_format
     k: Optional[int] = None                  # self-edits per passage (teacher: teacher.samples; ref: all)
     group: int = 8                           # adapters trained at once by the batched engine
+    subset: Optional[Path] = None            # only the passages of `data` that are also in this SQuAD file
+    shard: tuple[int, int] = (0, 1)          # (i, n): this process does the i-th of n shares of the work
+    report_only: bool = False                # write the table from the results already logged; compute nothing
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -59,6 +63,9 @@ class BenchOptions:
             raise BadInput(f"--question-format {self.question_format!r}: choose chat, raw or both")
         if self.seeds < 1 or (self.k is not None and self.k < 1) or self.group < 1:
             raise BadInput("--seeds, --k and --group must be at least 1")
+        i, n = self.shard
+        if not (n >= 1 and 0 <= i < n):
+            raise BadInput(f"--shard {i}/{n}: I/N with 0 <= I < N")
         if self.out is None:
             self.out = Path("runs") / f"knowledge-{time.strftime('%Y%m%d-%H%M%S')}"
 
@@ -121,10 +128,17 @@ class KnowledgeBench:
     def prepare(self) -> "KnowledgeBench":
         o, cfg = self.opts, self.cfg
         every = load_passages(o.data)
-        if o.n is not None and not 1 <= o.n <= len(every):
-            raise BadInput(f"--n {o.n}: {o.data} has {len(every)} passages")
-        self.passages = every[: o.n] if o.n else every
-        self.digest = data_digest(every)
+        pool = every
+        if o.subset is not None:
+            wanted = {p.context for p in load_passages(o.subset)}
+            pool = [p for p in every if p.context in wanted]
+            if not pool:
+                raise BadInput(f"--subset {o.subset}: none of its passages is in {o.data}")
+        if o.n is not None and not 1 <= o.n <= len(pool):
+            raise BadInput(f"--n {o.n}: {o.subset or o.data} has {len(pool)} passages"
+                           + (f" in {o.data}" if o.subset is not None else ""))
+        self.passages = pool[: o.n] if o.n else pool
+        self.digest = data_digest(every)  # of the whole file: runs on subsets of it share one folder
         self.conditions = parse_conditions(o.conditions, cfg.teacher.family, self._teacher_ids, self._adapter_family)
         for i, cond in enumerate(self.conditions):
             if cond.kind == "ref":
@@ -173,7 +187,8 @@ class KnowledgeBench:
         from teacher.backend import TransformersBackend
         from teacher.selfedit import Teacher
 
-        cache = JsonlLog(self.out / "selfedits.jsonl", lambda r: (r["condition"], r["passage"]))
+        cache = JsonlLog(self.out / "selfedits.jsonl", lambda r: (r["condition"], r["passage"]),
+                         repair=not self.opts.report_only)
         k = self.opts.k or self.cfg.teacher.samples
         chunk = max(1, 16 // k)
         loaded: dict[str, Teacher] = {}  # one teacher model at a time, kept across conditions that share it
@@ -191,8 +206,10 @@ class KnowledgeBench:
             def cached(p: Passage) -> bool:
                 rec = cache.get((cond.name, p.index))
                 return rec is not None and len(rec["completions"]) >= k
-            todo = [c for c in range(0, len(self.passages), chunk)
-                    if not all(cached(p) for p in self.passages[c: c + chunk])]
+            mine = [c for c in range(0, len(self.passages), chunk)  # cpt: every shard needs every self-edit
+                    if self._mine(c // chunk) or self.opts.mode == "cpt"]
+            todo = [] if self.opts.report_only else \
+                [c for c in mine if not all(cached(p) for p in self.passages[c: c + chunk])]
             task = f"self-edits {cond.name}"
             for done, start in enumerate(todo):
                 group = self.passages[start: start + chunk]
@@ -207,13 +224,30 @@ class KnowledgeBench:
                                       "seconds": secs, "completions": [e.completion for e in es]})
             if todo:
                 self.emit(Progress(task, len(todo), len(todo)))
-            recs = [cache.get((cond.name, p.index)) for p in self.passages]
-            self.completions[cond.name] = [r["completions"][:k] for r in recs]
-            self.gen_seconds[cond.name] = sum(r.get("seconds", 0.0) for r in recs) / len(recs)
+            recs = [cache.get((cond.name, p.index)) for p in self.passages]  # None: another shard's passage
+            self.completions[cond.name] = [r["completions"][:k] if r else [] for r in recs]
+            secs = [r.get("seconds", 0.0) for r in recs if r]
+            self.gen_seconds[cond.name] = sum(secs) / max(1, len(secs))
         loaded.clear()
         free_memory()
 
     # ---- units --------------------------------------------------------------------------------------------------
+    def _chunk(self) -> int:
+        """Passages per teacher generate call (each call is seeded by its chunk number)."""
+        return max(1, 16 // (self.opts.k or self.cfg.teacher.samples))
+
+    def _mine(self, part: int) -> bool:
+        """Whether work part ``part`` (a chunk of passages; a unit in cpt mode) is this shard's (``--shard``).
+        Shards split by whole generation chunks, so sharded self-edits are those of an unsharded run."""
+        i, n = self.opts.shard
+        return part % n == i
+
+    def _cpt_key(self) -> str:
+        key = f"cpt:{len(self.passages)}"
+        if self.opts.subset is not None:  # another set of the same size must not share the key
+            key += ":" + hashlib.sha256(",".join(str(p.index) for p in self.passages).encode()).hexdigest()[:12]
+        return key
+
     def _texts(self, cond: Condition) -> list[list[list[str]]]:
         comps = self.completions.get(cond.name) or [[] for _ in self.passages]
         return [self_edit_texts(cond, p, c, self.cfg.parse) for p, c in zip(self.passages, comps)]
@@ -223,7 +257,7 @@ class KnowledgeBench:
         texts = {c.name: self._texts(c) for c in self.conditions}
         units: list[Unit] = []
         if self.opts.mode == "cpt":
-            key = f"cpt:{len(self.passages)}"
+            key = self._cpt_key()
             questions = [q for p in self.passages for q in p.questions]
             golds = [g for p in self.passages for g in p.golds]
             for fmt in self.formats:
@@ -235,9 +269,11 @@ class KnowledgeBench:
                         settings = dataclasses.replace(self.cfg.train, seed=seed)
                         cand = Candidate(merged, questions, golds, settings, f"{cond.name}:{fmt}:{key}:seed{seed}")
                         units.append(Unit(cond, fmt, key, seed, [cand]))
-            return units
+            return [u for j, u in enumerate(units) if self._mine(j)]
         for fmt in self.formats:
             for i, p in enumerate(self.passages):
+                if not self._mine(i // self._chunk()):
+                    continue
                 for seed in self.seeds:
                     for cond in self.conditions:
                         if cond.seed_invariant and seed != self.seeds[0]:
@@ -261,10 +297,10 @@ class KnowledgeBench:
         if not self.passages:
             self.prepare()
         started = time.time()
-        log = JsonlLog(self.out / "results.jsonl", record_key)
+        log = JsonlLog(self.out / "results.jsonl", record_key, repair=not self.opts.report_only)
         self.generate_self_edits()
         units = self.units()
-        pending = [u for u in units if u.key not in log]
+        pending = [] if self.opts.report_only else [u for u in units if u.key not in log]
         engine = self.opts.engine
         from ..models import pick_device
         device = str(pick_device(self.cfg.models.device))
@@ -319,7 +355,7 @@ class KnowledgeBench:
                                          f"(config answer.question_format; --question-format both measures both)"),
                 "settings": cfg.to_dict(), "out": str(self.out),
             },
-            **aggregate(self.passages, self.conditions, self.formats, self.seeds, o.mode, list(log)),
+            **aggregate(self.passages, self.conditions, self.formats, self.seeds, o.mode, list(log), self._cpt_key()),
             "timing": {"seconds_this_invocation": seconds, "generation_seconds_per_passage": self.gen_seconds},
             "machine": recorded_machine(self.out, device),
         }

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from student.grading import contains, extract_answer
 
@@ -81,13 +81,13 @@ def _row_name(cond: Condition, fmt: str, formats: Sequence[str]) -> str:
 
 
 def _collect(passages: list[Passage], cond: Condition, fmt: str, seeds: list[int], mode: str,
-             records: dict[tuple, dict]) -> tuple[dict[int, PassageStats], list[dict]]:
+             records: dict[tuple, dict], cpt_key: str) -> tuple[dict[int, PassageStats], list[dict]]:
     """PassageStats per passage position (passages without results left out) and the records used."""
     used_seeds = seeds[:1] if cond.seed_invariant else seeds
     out: dict[int, PassageStats] = {}
     used: list[dict] = []
     if mode == "cpt":
-        recs = {s: records.get((cond.name, fmt, f"cpt:{len(passages)}", s)) for s in used_seeds}
+        recs = {s: records.get((cond.name, fmt, cpt_key, s)) for s in used_seeds}
         recs = {s: r for s, r in recs.items() if r}
         used = list(recs.values())
         at = 0
@@ -163,14 +163,16 @@ def _differences(rows: list[dict], stats: dict[str, dict[int, PassageStats]]) ->
 
 
 def aggregate(passages: list[Passage], conditions: list[Condition], formats: list[str], seeds: list[int],
-              mode: str, records: list[dict]) -> dict:
-    """rows, paired differences and per-passage results from the result records."""
+              mode: str, records: list[dict], cpt_key: Optional[str] = None) -> dict:
+    """rows, paired differences and per-passage results from the result records (``cpt_key``: the passage key
+    of the cpt records, default ``cpt:<number of passages>``)."""
+    cpt_key = cpt_key or f"cpt:{len(passages)}"
     index = {(r["condition"], r["format"], r["passage"], r["seed"]): r for r in records}
     rows, stats = [], {}
     for fmt in formats:
         for cond in conditions:
             name = _row_name(cond, fmt, formats)
-            st, used = _collect(passages, cond, fmt, seeds, mode, index)
+            st, used = _collect(passages, cond, fmt, seeds, mode, index, cpt_key)
             stats[name] = st
             rows.append(_row(name, cond, fmt, st, used, mode, len(passages)))
     per_passage = []

@@ -40,11 +40,13 @@ def train_identity(train) -> dict:
 
 
 class JsonlLog:
-    """Records keyed by ``key(record)``; the last record of a key wins."""
+    """Records keyed by ``key(record)``; the last record of a key wins. ``repair=False`` reads without cutting a
+    partial last line off the file (a reader beside a running writer, whose line may be half written)."""
 
-    def __init__(self, path: Path, key: Callable[[dict], Hashable]):
+    def __init__(self, path: Path, key: Callable[[dict], Hashable], repair: bool = True):
         self.path = path
         self.key = key
+        self.repair = repair
         self.records: dict[Hashable, dict] = {}
         if path.exists():
             self._load()
@@ -60,7 +62,7 @@ class JsonlLog:
             except json.JSONDecodeError:
                 raise BadInput(f"{self.path}:{n}: not a JSON line (remove the file to start over)") from None
             self.records[self.key(rec)] = rec
-        if len(good) != len(raw):
+        if len(good) != len(raw) and self.repair:
             with open(self.path, "r+b") as f:
                 f.truncate(len(good))
 

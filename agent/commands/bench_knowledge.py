@@ -32,7 +32,15 @@ def knowledge(ctx: typer.Context,
               engine: str = typer.Option("auto", "--engine", help="Inner loop: sequential | batched | auto."),
               group: int = typer.Option(8, "--group", min=1, help="Adapters trained at once by the batched engine."),
               question_format: Optional[str] = typer.Option(None, "--question-format",
-                                                            help="chat | raw | both (default: config answer.question_format).")):
+                                                            help="chat | raw | both (default: config answer.question_format)."),
+              subset: Optional[Path] = typer.Option(None, "--subset", help="Only the passages of --data that are also "
+                                                    "in this SQuAD file (e.g. a ReST-EM run's heldout.json); --n counts "
+                                                    "within them. Results share the --data run folder."),
+              shard: str = typer.Option("0/1", "--shard", help="I/N: do the I-th of N shares of the passages (whole "
+                                        "generation chunks), for N processes or GPUs appending to one --out; a run "
+                                        "without --shard then writes the full table."),
+              report_only: bool = typer.Option(False, "--report-only", help="Write the table from the results "
+                                               "already in --out (rows over the passages they have); compute nothing.")):
     """Knowledge incorporation (SEAL's Table 2): accuracy with 95% intervals, recitation control, paired differences."""
     from ..benchmarks.knowledge import BenchOptions, KnowledgeBench
 
@@ -42,7 +50,8 @@ def knowledge(ctx: typer.Context,
     if device:
         cfg.models.device = device
     opts = BenchOptions(data=data, n=n, mode=mode, conditions=(conditions,), seeds=seeds, out=out, engine=engine,
-                        question_format=question_format, k=k, group=group)
+                        question_format=question_format, k=k, group=group, subset=subset, shard=parse_shard(shard),
+                        report_only=report_only)
     with emitter(ctx) as emit:
         bench = KnowledgeBench(cfg, opts, emit=emit).prepare()
         doc = bench.run()
@@ -54,6 +63,15 @@ def knowledge(ctx: typer.Context,
         console.print(f"[dim]{doc['config']['question_format_note']}[/]")
         console.print(f"results: {doc['config']['out']}/results.json, table.md (markdown), results.jsonl (per passage)")
     output(ctx, doc, human)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    from ..errors import BadInput
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise BadInput(f"--shard {text!r}: I/N, e.g. 0/2") from None
+    return i, n
 
 
 def summary_table(doc: dict):
