@@ -5,7 +5,7 @@
 #   call 2 (carry .stage2):  source bench/gpu_stage.sh && bash bench/gpu_session4.sh launch && bash bench/gpu_session4.sh wait 480
 #   call 3, 4:               bash bench/gpu_session4.sh wait 560
 # GPU 0: ReST-EM (issue 5), 2 rounds x 50 passages x 5 samples x 2 seeds; then the trained teachers' held-out rows
-# GPU 1: knowledge benchmark (issue 3), shards 0,1 of 4, resumed from bench/results/knowledge-h100-175; then cpt
+# GPU 1: knowledge benchmark (issue 3), shards 0,1 of 4, resumed from bench/results/knowledge-175; then cpt
 # GPU 2: knowledge shards 2,3 of 4, beside the forgetting sweep's 'mixed' at anchor weight 20 (issue 6)
 # GPU 3: the forgetting sweep (issue 6), T=8 x 4 orders x 6 strategies; then the held-out rows' second shard
 set -u
@@ -66,7 +66,7 @@ env_setup
 seal() { python3 -m agent.cli "$@"; }
 k=$R/k175
 mkdir -p $k
-[ -f $k/run.json ] || cp bench/results/knowledge-h100-175/{run.json,results.jsonl,selfedits.jsonl} $k/
+[ -f $k/run.json ] || cp bench/results/knowledge-175/{run.json,results.jsonl,selfedits.jsonl} $k/
 knowledge_shard() {  # GPU, shard
   CUDA_VISIBLE_DEVICES=$1 seal bench knowledge --device cuda --n 175 --seeds 2 --group 128 --conditions $KCOND \
     --out $k --shard $2/4 >$k.shard$2.log 2>&1
