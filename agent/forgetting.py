@@ -5,6 +5,9 @@ mode, over several seeded orders.
 Update modes: ``continue`` keeps training one knowledge adapter (what ingest does); ``merge`` is SEAL's
 sequential setting: after each edit the LoRA delta is added to the base weights in place and a fresh adapter
 starts. The base weights are restored from a snapshot before every run, so runs never contaminate each other.
+``route``: every document gets its own fresh adapter, and each question (and each general-text paragraph) is
+answered by the adapter of the learned document most similar to it, or by the base model when none is similar
+enough (agent.router; replay has no role there, so it runs once, as ``route-none``).
 Replay: agent.replay (reservoir over the texts absorbed so far in the run; ``mixed`` adds the shipped general
 text as a KL anchor to the base model). General-ability drift: perplexity on agent/data/general_eval.txt (never
 trained on) after every step.
@@ -29,7 +32,7 @@ from .errors import BadInput
 from .events import Emit, Message, Progress, Stage, TrainStep, ignore
 from .replay import REPLAYS, replay_mix
 
-UPDATES = ("continue", "merge")
+UPDATES = ("continue", "merge", "route")
 DATA_DIR = Path(__file__).parent / "data"
 Loader = Callable[[], tuple[Any, Any]]
 
@@ -67,6 +70,7 @@ class SweepOptions:
     out: Optional[Path] = None                  # default runs/forgetting-<timestamp>
     seed: int = 0                               # document choice and orders
     perplexity: bool = True
+    route_threshold: float = 0.3                # route: least cosine similarity for a text to use an adapter
 
     def __post_init__(self) -> None:
         self.replay = _split(self.replay, REPLAYS, "--replay")
@@ -84,8 +88,8 @@ class SweepOptions:
         self.out = Path(self.out)
 
     def strategies(self) -> list[tuple[str, str]]:
-        """(update, replay) pairs, update-major."""
-        return [(u, r) for u in self.update for r in self.replay]
+        """(update, replay) pairs, update-major; ``route`` once, without replay (each document has its own adapter)."""
+        return [(u, r) for u in self.update for r in (("none",) if u == "route" else self.replay)]
 
 
 def strategy_key(update: str, replay: str) -> str:
@@ -114,6 +118,8 @@ class RunResult:
     steps: list[int] = field(default_factory=list)
     replayed: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    routed_own: list[float] = field(default_factory=list)    # route: share of learned documents' questions sent
+    general_to_base: list[float] = field(default_factory=list)  # to their own adapter / general text to the base
 
     @property
     def key(self) -> tuple:
@@ -186,9 +192,12 @@ class ForgettingSweep:
     """Validate with :meth:`prepare` (no model loaded), then :meth:`run`. ``load_student()`` returns
     (model, tokenizer); the default loads the configured student (tests inject tiny ones)."""
 
-    def __init__(self, cfg: Config, opts: SweepOptions, emit: Emit = ignore, load_student: Optional[Loader] = None):
+    def __init__(self, cfg: Config, opts: SweepOptions, emit: Emit = ignore, load_student: Optional[Loader] = None,
+                 embed=None):
         self.cfg, self.opts, self.emit = cfg, opts, emit
         self.load_student = load_student or self._default_student
+        self.embed = embed  # route mode's sentence embedder (default: the memory's MiniLM)
+        self.router = None
         self.out = Path(opts.out)
         self.docs: list[SweepDoc] = []
         self.ratio = cfg.replay.ratio if opts.ratio is None else opts.ratio
@@ -237,17 +246,24 @@ class ForgettingSweep:
             "ratio": self.ratio, "capacity": self.capacity, "replay_seed": c.replay.seed, "perplexity": o.perplexity,
             "train": dataclasses.asdict(c.train), "lora": dataclasses.asdict(c.lora),
             "answer": dataclasses.asdict(c.answer), "parse": dataclasses.asdict(c.parse),
-            "models": {"student": c.models.student, "dtype": c.models.dtype}}
+            "models": {"student": c.models.student, "dtype": c.models.dtype},
+            **({"route_threshold": o.route_threshold} if "route" in o.update else {})}
 
     # ---- measuring ----------------------------------------------------------------------------------------------
-    def measure(self) -> tuple[list[float], list[float], list[float], float]:
-        """Accuracy, F1 and gold-answer NLL per document (data order), and general-text perplexity, now."""
+    def measure(self, adapters: Optional[dict[int, dict]] = None) -> tuple[list[float], list[float], list[float], float]:
+        """Accuracy, F1 and gold-answer NLL per document (data order), and general-text perplexity, now.
+        ``adapters`` (route mode): document position -> that document's adapter state; every text is routed."""
         from student.grading import grade
         s = self.student
         qs = [q for d in self.docs for q in d.questions]
         golds = [g for d in self.docs for g in d.golds]
+        if adapters is not None:
+            return self._measure_routed(adapters, qs, golds)
         grades = [grade(a, g) for a, g in zip(s.answer(qs), golds)]
         nlls = s.answer_nll(qs, golds)
+        return self._per_doc(grades, nlls) + (math.exp(s.text_nll(self.general)) if self.general else math.nan,)
+
+    def _per_doc(self, grades, nlls) -> tuple[list[float], list[float], list[float]]:
         acc, f1, nll, at = [], [], [], 0
         for d in self.docs:
             n = len(d.questions)
@@ -255,8 +271,45 @@ class ForgettingSweep:
             f1.append(sum(g.f1 for g in grades[at:at + n]) / n)
             nll.append(_nanmean(nlls[at:at + n]))
             at += n
-        ppl = math.exp(s.text_nll(self.general)) if self.general else math.nan
-        return acc, f1, nll, ppl
+        return acc, f1, nll
+
+    def _measure_routed(self, adapters: dict[int, dict], qs: list[str], golds: list[str]):
+        """Route mode: each question and general paragraph is scored under the adapter it is routed to (None = base)."""
+        from student.grading import grade
+        from .router import Router, default_embedder
+        s = self.student
+        if self.router is None:
+            self.router = Router(self.embed or default_embedder(), [" ".join(d.texts) for d in self.docs],
+                                 self.opts.route_threshold)
+            self._q_vectors = self.router.vectors(qs)
+            self._g_vectors = self.router.vectors(self.general)
+        learned = sorted(adapters)
+        q_to = self.router.pick(self._q_vectors, learned)
+        g_to = self.router.pick(self._g_vectors, learned)
+        answers, nlls = [""] * len(qs), [math.nan] * len(qs)
+        nll_sum, tokens = 0.0, 0
+        for target in [None] + learned:
+            qi = [i for i, t in enumerate(q_to) if t == target]
+            gi = [i for i, t in enumerate(g_to) if t == target]
+            if not qi and not gi:
+                continue
+            if target is not None:
+                s.load(adapters[target])
+            base = target is None
+            for i, a in zip(qi, s.answer([qs[i] for i in qi], base=base) if qi else []):
+                answers[i] = a
+            for i, v in zip(qi, s.answer_nll([qs[i] for i in qi], [golds[i] for i in qi], base=base) if qi else []):
+                nlls[i] = v
+            if gi:
+                total, count = s.text_nll_sum([self.general[i] for i in gi], base=base)
+                nll_sum, tokens = nll_sum + total, tokens + count
+        owner = [pos for pos, d in enumerate(self.docs) for _ in d.questions]
+        own = [t == owner[i] for i, t in enumerate(q_to) if owner[i] in adapters]
+        self._routing = (sum(own) / len(own) if own else math.nan,
+                         sum(t is None for t in g_to) / len(g_to) if g_to else math.nan)
+        grades = [grade(a, g) for a, g in zip(answers, golds)]
+        ppl = math.exp(nll_sum / tokens) if tokens else math.nan
+        return self._per_doc(grades, nlls) + (ppl,)
 
     # ---- one run ------------------------------------------------------------------------------------------------
     def one_run(self, update: str, replay: str, run: int, base: tuple, done: int, total: int) -> RunResult:
@@ -271,12 +324,15 @@ class ForgettingSweep:
         self.student.reset(self.cfg.train.seed)
         stream: list[str] = []
         label = strategy_key(update, replay)
+        adapters: Optional[dict[int, dict]] = {} if update == "route" else None
         for k, pos in enumerate(order, 1):
             doc = self.docs[pos]
             seed = self.cfg.train.seed + 1000 * run + k
             extra = replay_mix(replay, stream, self.capacity, self.ratio, len(doc.texts),
                                self.cfg.replay.seed + 1000 * run + k)
             settings = dataclasses.replace(self.cfg.train, seed=seed)
+            if adapters is not None:  # route: a fresh adapter per document
+                self.student.reset(seed)
             self.emit(Stage("train", f"{label} run {run + 1} doc {k}/{T}: {len(doc.texts)}+{len(extra.texts)} texts"
                                       + (f", {len(extra.anchor)} anchor" if extra.anchor else "")))
             result = self.student.absorb(doc.texts, settings, replay=extra.texts, anchor=extra.anchor,
@@ -284,7 +340,12 @@ class ForgettingSweep:
             stream.extend(doc.texts)
             if update == "merge":
                 merge_into_base(self.student, seed)
-            acc, f1, nll, ppl = self.measure()
+            if adapters is not None:
+                adapters[pos] = self.student.state()
+            acc, f1, nll, ppl = self.measure(adapters)
+            if adapters is not None:
+                res.routed_own.append(self._routing[0])
+                res.general_to_base.append(self._routing[1])
             res.R.append(pick(acc))
             res.F1.append(pick(f1))
             res.NLL.append(pick(nll))

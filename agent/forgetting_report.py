@@ -45,12 +45,15 @@ def summarize(runs: list, order: Sequence[str]) -> dict:
             "ppl": [mean_std([r.ppl[k] for r in rs]) for k in range(len(rs[0].ppl))],
             "seconds": sum(r.seconds for r in rs),
             "per_run": [{"run": r.run, "order": r.order, "metrics": p, "R": r.R, "F1": r.F1, "NLL": r.NLL,
-                         "ppl": r.ppl, "steps": r.steps, "replayed": r.replayed, "seconds": r.seconds}
+                         "ppl": r.ppl, "steps": r.steps, "replayed": r.replayed, "seconds": r.seconds,
+                         **({"routed_own": r.routed_own, "general_to_base": r.general_to_base}
+                            if r.update == "route" else {})}
                         for r, p in zip(rs, per)],
         }
     for key, s in out.items():
-        none = out.get(f"{s['update']}-none")
-        if s["replay"] == "none" or none is None:
+        ref = "continue-none" if s["update"] == "route" else f"{s['update']}-none"  # route vs one adapter, no replay
+        none = out.get(ref)
+        if key == ref or none is None:
             continue
         base = {p["run"]: p["metrics"] for p in none["per_run"]}
         paired = [(p["metrics"], base[p["run"]]) for p in s["per_run"] if p["run"] in base]
@@ -98,7 +101,8 @@ def markdown(doc: dict) -> str:
            "document after k edits. BWT < 0 is forgetting; FWT = what earlier edits taught about later documents; "
            "'mixed' = reservoir replay + a KL anchor to the base model on shipped general text; "
            "ppl drift = general-text perplexity after T edits / before − 1; NLL BWT > 0 = gold answers of earlier "
-           "documents became less likely (dense).", "",
+           "documents became less likely (dense). 'route' = an adapter per document, each text answered by the "
+           "adapter of the most similar learned document or by the base model; compared with continue-none.", "",
            "| strategy | runs | " + " | ".join(LABELS.values()) + " | ppl drift | NLL BWT | goal (BWT ≥ −0.02, "
            "just-learned ≥ none − 0.02, drift ≤ 3%) |",
            "|---|---|" + "---|" * (len(LABELS) + 3)]
@@ -113,9 +117,16 @@ def markdown(doc: dict) -> str:
     for key, s in summ.items():
         out += ["", f"## {key} (mean R over {s['runs']} run(s))", "", matrix_table(s["mean_R"], rows, cols), "",
                 "general-text perplexity: " + " → ".join(_f(p["mean"], 2) for p in s["ppl"])]
+        if s["update"] == "route":
+            own = [x for p in s["per_run"] for x in p.get("routed_own", []) if x == x]
+            base = [x for p in s["per_run"] for x in p.get("general_to_base", []) if x == x]
+            out.append(f"routing: {_f(sum(own) / len(own) if own else None)} of learned documents' questions to "
+                       f"their own adapter, {_f(sum(base) / len(base) if base else None)} of general paragraphs to "
+                       "the base model (mean over steps and runs)")
         if "vs_none" in s:
             d = s["vs_none"]
-            out.append(f"paired vs no replay: ACC {_ms(d['acc'])}, BWT {_ms(d['bwt'])}, "
+            ref = "one adapter without replay (continue-none)" if s["update"] == "route" else "no replay"
+            out.append(f"paired vs {ref}: ACC {_ms(d['acc'])}, BWT {_ms(d['bwt'])}, "
                        f"just-learned {_ms(d['just_learned'])}, ppl drift {_ms(d['ppl_drift'])}")
     return "\n".join(out) + "\n"
 
@@ -156,8 +167,9 @@ def lines(series: dict[str, list[dict]], path: Path, title: str, ylabel: str) ->
     colours = {"none": "tab:red", "reservoir": "tab:blue", "mixed": "tab:green"}
     for name, pts in series.items():
         update, _, replay = name.partition("-")
-        style = {"color": colours.get(replay), "linestyle": "--" if update == "merge" else "-",
-                 "marker": "s" if update == "merge" else "o"}
+        style = {"color": colours.get(replay) if update != "route" else "tab:purple",
+                 "linestyle": {"merge": "--", "route": ":"}.get(update, "-"),
+                 "marker": {"merge": "s", "route": "^"}.get(update, "o")}
         xs = list(range(len(pts)))
         ys = [p["mean"] for p in pts]
         sd = [p["std"] if p["std"] == p["std"] else 0.0 for p in pts]

@@ -140,9 +140,13 @@ class Student:
 
     def text_nll(self, texts: Sequence[str], base: bool = False, max_len: int = 1024) -> float:
         """Mean NLL per token over ``texts`` (eos appended, as in training); perplexity = exp(value)."""
+        total, count = self.text_nll_sum(texts, base, max_len)
+        return total / count if count else math.nan
+
+    def text_nll_sum(self, texts: Sequence[str], base: bool = False, max_len: int = 1024) -> tuple[float, int]:
+        """(NLL summed over the tokens of ``texts``, token count), to pool texts scored under different adapters."""
         seqs = tokenize_texts(self.tokenizer, texts, max_len, add_eos=True)
         if not seqs:
-            return math.nan
+            return 0.0, 0
         sums, counts = self._nll(seqs, seqs, base)
-        total = sum(counts)
-        return sum(sums) / total if total else math.nan
+        return float(sum(sums)), int(sum(counts))

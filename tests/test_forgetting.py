@@ -285,3 +285,38 @@ def test_sweep_reference_texts_and_bad_options(tmp_path):
             SweepOptions(**bad)
     with pytest.raises(BadInput, match="has 3 passages"):
         ForgettingSweep(_tiny_cfg(tmp_path / "home"), SweepOptions(data=data, docs=4, out=tmp_path / "p")).prepare()
+
+
+def _colour_embedder(texts):
+    """A fake sentence embedder: counts of the three colour words, plus a constant (general text -> orthogonal)."""
+    out = []
+    for t in texts:
+        words = t.lower().replace("?", " ").replace(".", " ").split()
+        out.append([float(words.count(c)) for c in ("red", "blue", "green")] + [0.0 if any(
+            c in words for c in ("red", "blue", "green")) else 1.0])
+    return out
+
+
+def test_route_mode_keeps_each_document_and_the_base(tmp_path, tiny_tokenizer, monkeypatch):
+    import agent.forgetting as fg
+    from agent.forgetting import ForgettingSweep, SweepOptions
+    short = fg.general_eval_texts()[:2]
+    monkeypatch.setattr(fg, "general_eval_texts", lambda: short)
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps(DOCS))
+    opts = SweepOptions(data=data, docs=3, runs=1, update="continue,route", replay="none,reservoir",
+                        out=tmp_path / "sweep", seed=3)
+    assert opts.strategies() == [("continue", "none"), ("continue", "reservoir"), ("route", "none")]
+    doc = ForgettingSweep(_tiny_cfg(tmp_path / "home"), opts, embed=_colour_embedder,
+                          load_student=lambda: (make_tiny_model(tiny_tokenizer), tiny_tokenizer)).prepare().run()
+    route = doc["strategies"]["route-none"]["per_run"][0]
+    assert route["routed_own"] == [1.0, 1.0, 1.0] and route["general_to_base"] == [1.0, 1.0, 1.0]
+    assert route["ppl"][1:] == pytest.approx([route["ppl"][0]] * 3, rel=1e-9)  # general text never meets an adapter
+    # a learned document keeps its own adapter and its questions: its column never changes after it is learned
+    for i in range(3):
+        assert [row[i] for row in route["NLL"][i + 1:]] == pytest.approx([route["NLL"][i + 1][i]] * (3 - i), rel=1e-9)
+        assert route["NLL"][i + 1][i] < route["NLL"][0][i]  # and it did learn something
+    cont = doc["strategies"]["continue-none"]["per_run"][0]
+    assert cont["ppl"][3] != pytest.approx(cont["ppl"][0], rel=1e-3)  # one shared adapter does move general text
+    assert "vs_none" in doc["strategies"]["route-none"]  # compared with one adapter without replay
+    assert "routing: 1.000 of learned documents' questions" in (tmp_path / "sweep" / "table.md").read_text()

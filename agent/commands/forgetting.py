@@ -22,7 +22,12 @@ def forgetting(ctx: typer.Context,
                capacity: Optional[int] = typer.Option(None, "--capacity", min=1,
                                                       help="Reservoir capacity (default: config replay.capacity)."),
                update: str = typer.Option("continue", "--update", help="continue (one adapter keeps training) | merge "
-                                          "(SEAL: merge the LoRA into the weights after each edit) | continue,merge."),
+                                          "(SEAL: merge the LoRA into the weights after each edit) | route (an adapter "
+                                          "per document, each text routed by similarity, else the base) | several, "
+                                          "comma-separated."),
+               route_threshold: float = typer.Option(0.3, "--route-threshold", min=-1.0, max=1.0,
+                                                     help="route: least cosine similarity for a text to use a "
+                                                          "document's adapter."),
                texts: str = typer.Option("passage", "--texts", help="Training texts per document: passage | "
                                          "ref[:NAME] (first reference self-edit + passage; NAME: gpt4.1, qwen-base, "
                                          "seal-rl, a file; default: the data's completions, else gpt4.1)."),
@@ -46,7 +51,8 @@ def forgetting(ctx: typer.Context,
     if device:
         cfg.models.device = device
     opts = SweepOptions(data=data, docs=docs, runs=runs, replay=replay, ratio=ratio, capacity=capacity,
-                        update=update, texts=texts, out=out, seed=seed, perplexity=perplexity)
+                        update=update, texts=texts, out=out, seed=seed, perplexity=perplexity,
+                        route_threshold=route_threshold)
     with emitter(ctx) as emit:
         doc = ForgettingSweep(cfg, opts, emit=emit).prepare().run()
 

@@ -1,0 +1,46 @@
+"""Routing a text to the document adapter it is about (the ``route`` update mode of the forgetting sweep).
+
+Each learned document keeps its own LoRA; a question (or any text) goes to the adapter of the learned document
+whose text is most similar to it by sentence embedding (cosine), or to no adapter — the untouched base model —
+when no document is similar enough. General text then meets the base model, so it cannot drift, and one
+document's update cannot overwrite another's. The embedder is the memory's offline all-MiniLM-L6-v2 by default.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Sequence
+
+Embed = Callable[[list[str]], list]  # texts -> vectors
+
+
+def _unit(v: Sequence[float]) -> list[float]:
+    n = math.sqrt(sum(x * x for x in v)) or 1.0
+    return [x / n for x in v]
+
+
+class Router:
+    """Cosine routing over a fixed set of keyed texts (``keys[i]`` is document i's text)."""
+
+    def __init__(self, embed: Embed, keys: Sequence[str], threshold: float):
+        self.embed, self.threshold = embed, threshold
+        self.keys = [_unit(v) for v in embed(list(keys))] if keys else []
+
+    def vectors(self, texts: Sequence[str]) -> list[list[float]]:
+        return [_unit(v) for v in self.embed(list(texts))] if texts else []
+
+    def pick(self, vectors: Sequence[Sequence[float]], allowed: Sequence[int]) -> list[Optional[int]]:
+        """For each vector, the allowed key it is most similar to, or None below the threshold (or none allowed)."""
+        out: list[Optional[int]] = []
+        for v in vectors:
+            best, best_sim = None, -2.0
+            for i in allowed:
+                sim = sum(a * b for a, b in zip(v, self.keys[i]))
+                if sim > best_sim:
+                    best, best_sim = i, sim
+            out.append(best if best is not None and best_sim >= self.threshold else None)
+        return out
+
+
+def default_embedder() -> Embed:
+    from .memory import _LazyEmbedder
+    return _LazyEmbedder()
