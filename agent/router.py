@@ -42,5 +42,5 @@ class Router:
 
 
 def default_embedder() -> Embed:
-    from .memory import _LazyEmbedder
-    return _LazyEmbedder()
+    from .memory import LazyEmbedder
+    return LazyEmbedder()
