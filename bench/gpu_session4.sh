@@ -66,7 +66,7 @@ env_setup
 seal() { python3 -m agent.cli "$@"; }
 k=$R/k175
 mkdir -p $k
-[ -f $k/run.json ] || cp bench/results/knowledge-175/{run.json,results.jsonl,selfedits.jsonl} $k/
+[ -f $k/run.json ] || { cp bench/results/knowledge-175/{run.json,selfedits.jsonl} $k/; gunzip -c bench/results/knowledge-175/results.jsonl.gz >$k/results.jsonl; }
 knowledge_shard() {  # GPU, shard
   CUDA_VISIBLE_DEVICES=$1 seal bench knowledge --device cuda --n 175 --seeds 2 --group 128 --conditions $KCOND \
     --out $k --shard $2/4 >$k.shard$2.log 2>&1
