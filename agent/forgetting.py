@@ -197,7 +197,7 @@ class ForgettingSweep:
         self.cfg, self.opts, self.emit = cfg, opts, emit
         self.load_student = load_student or self._default_student
         self.embed = embed  # route mode's sentence embedder (default: the memory's MiniLM)
-        self.router = None
+        self._routes = None  # route mode: (router, question vectors, general-text vectors), made on first use
         self.out = Path(opts.out)
         self.docs: list[SweepDoc] = []
         self.ratio = cfg.replay.ratio if opts.ratio is None else opts.ratio
@@ -250,15 +250,14 @@ class ForgettingSweep:
             **({"route_threshold": o.route_threshold} if "route" in o.update else {})}
 
     # ---- measuring ----------------------------------------------------------------------------------------------
-    def measure(self, adapters: Optional[dict[int, dict]] = None) -> tuple[list[float], list[float], list[float], float]:
-        """Accuracy, F1 and gold-answer NLL per document (data order), and general-text perplexity, now.
-        ``adapters`` (route mode): document position -> that document's adapter state; every text is routed."""
+    def _questions(self) -> tuple[list[str], list[str]]:
+        return [q for d in self.docs for q in d.questions], [g for d in self.docs for g in d.golds]
+
+    def measure(self) -> tuple[list[float], list[float], list[float], float]:
+        """Accuracy, F1 and gold-answer NLL per document (data order), and general-text perplexity, now."""
         from student.grading import grade
         s = self.student
-        qs = [q for d in self.docs for q in d.questions]
-        golds = [g for d in self.docs for g in d.golds]
-        if adapters is not None:
-            return self._measure_routed(adapters, qs, golds)
+        qs, golds = self._questions()
         grades = [grade(a, g) for a, g in zip(s.answer(qs), golds)]
         nlls = s.answer_nll(qs, golds)
         return self._per_doc(grades, nlls) + (math.exp(s.text_nll(self.general)) if self.general else math.nan,)
@@ -273,43 +272,43 @@ class ForgettingSweep:
             at += n
         return acc, f1, nll
 
-    def _measure_routed(self, adapters: dict[int, dict], qs: list[str], golds: list[str]):
-        """Route mode: each question and general paragraph is scored under the adapter it is routed to (None = base)."""
+    def measure_routed(self, adapters: dict[int, dict]):
+        """Route mode's :meth:`measure`: each question and general paragraph is scored under the adapter it is
+        routed to (``adapters``: document position -> its adapter state; not routed = the base model). Returns
+        measure()'s four values plus the share of learned documents' questions sent to their own adapter and the
+        share of general paragraphs sent to the base."""
         from student.grading import grade
         from .router import Router, default_embedder
         s = self.student
-        if self.router is None:
-            self.router = Router(self.embed or default_embedder(), [" ".join(d.texts) for d in self.docs],
-                                 self.opts.route_threshold)
-            self._q_vectors = self.router.vectors(qs)
-            self._g_vectors = self.router.vectors(self.general)
+        qs, golds = self._questions()
+        if self._routes is None:
+            router = Router(self.embed or default_embedder(), [" ".join(d.texts) for d in self.docs],
+                            self.opts.route_threshold)
+            self._routes = (router, router.vectors(qs), router.vectors(self.general))
+        router, q_vectors, g_vectors = self._routes
         learned = sorted(adapters)
-        q_to = self.router.pick(self._q_vectors, learned)
-        g_to = self.router.pick(self._g_vectors, learned)
+        q_to, g_to = router.pick(q_vectors, learned), router.pick(g_vectors, learned)
         answers, nlls = [""] * len(qs), [math.nan] * len(qs)
         nll_sum, tokens = 0.0, 0
-        for target in [None] + learned:
+        for target in [None, *learned]:
             qi = [i for i, t in enumerate(q_to) if t == target]
             gi = [i for i, t in enumerate(g_to) if t == target]
-            if not qi and not gi:
-                continue
-            if target is not None:
+            if target is not None and (qi or gi):
                 s.load(adapters[target])
             base = target is None
-            for i, a in zip(qi, s.answer([qs[i] for i in qi], base=base) if qi else []):
-                answers[i] = a
-            for i, v in zip(qi, s.answer_nll([qs[i] for i in qi], [golds[i] for i in qi], base=base) if qi else []):
-                nlls[i] = v
+            if qi:
+                group_q, group_g = [qs[i] for i in qi], [golds[i] for i in qi]
+                for i, a, v in zip(qi, s.answer(group_q, base=base), s.answer_nll(group_q, group_g, base=base)):
+                    answers[i], nlls[i] = a, v
             if gi:
                 total, count = s.text_nll_sum([self.general[i] for i in gi], base=base)
                 nll_sum, tokens = nll_sum + total, tokens + count
         owner = [pos for pos, d in enumerate(self.docs) for _ in d.questions]
         own = [t == owner[i] for i, t in enumerate(q_to) if owner[i] in adapters]
-        self._routing = (sum(own) / len(own) if own else math.nan,
-                         sum(t is None for t in g_to) / len(g_to) if g_to else math.nan)
         grades = [grade(a, g) for a, g in zip(answers, golds)]
         ppl = math.exp(nll_sum / tokens) if tokens else math.nan
-        return self._per_doc(grades, nlls) + (ppl,)
+        return (*self._per_doc(grades, nlls), ppl, sum(own) / len(own) if own else math.nan,
+                sum(t is None for t in g_to) / len(g_to) if g_to else math.nan)
 
     # ---- one run ------------------------------------------------------------------------------------------------
     def one_run(self, update: str, replay: str, run: int, base: tuple, done: int, total: int) -> RunResult:
@@ -342,10 +341,11 @@ class ForgettingSweep:
                 merge_into_base(self.student, seed)
             if adapters is not None:
                 adapters[pos] = self.student.state()
-            acc, f1, nll, ppl = self.measure(adapters)
-            if adapters is not None:
-                res.routed_own.append(self._routing[0])
-                res.general_to_base.append(self._routing[1])
+                acc, f1, nll, ppl, own, to_base = self.measure_routed(adapters)
+                res.routed_own.append(own)
+                res.general_to_base.append(to_base)
+            else:
+                acc, f1, nll, ppl = self.measure()
             res.R.append(pick(acc))
             res.F1.append(pick(f1))
             res.NLL.append(pick(nll))

@@ -190,7 +190,7 @@ class KnowledgeBench:
         cache = JsonlLog(self.out / "selfedits.jsonl", lambda r: (r["condition"], r["passage"]),
                          repair=not self.opts.report_only)
         k = self.opts.k or self.cfg.teacher.samples
-        chunk = max(1, 16 // k)
+        chunk = self._chunk()
         loaded: dict[str, Teacher] = {}  # one teacher model at a time, kept across conditions that share it
 
         def teacher_for(adapter: str) -> Teacher:
