@@ -27,6 +27,8 @@ class ModelSettings:
     device: str = "auto"           # auto | cpu | cuda | cuda:N
     dtype: str = "auto"            # the student's: auto (bf16 on CUDA, f32 on CPU) | float32 | bfloat16
     teacher_dtype: str = "auto"    # auto (bf16 on CUDA and on CPUs with native bf16, else f32) | float32 | bfloat16
+    embedder: str = EMBEDDED       # the memory's and the router's sentence embedder: "embedded" (all-MiniLM-L6-v2,
+                                   # offline) or a sentence-transformers folder
     teacher_adapter: str = ""      # a trained teacher version id (ReST-EM) or "" for the untrained teacher
     threads: int = 0               # CPU threads for torch; 0 = auto: the cores not already busy (at least 1)
 

@@ -28,7 +28,7 @@ class Agent:
                  teacher: Teacher | None = None):
         """student / teacher: already-built ones (tests, embedding in other programs); else loaded on first use."""
         self.cfg = cfg
-        self.memory = Memory(cfg.home, create=create)
+        self.memory = Memory(cfg.home, create=create, embedder=cfg.models.embedder)
         self.adapters = AdapterStore(cfg.home / "adapters" / "student")
         self.teacher_adapters = AdapterStore(cfg.home / "adapters" / "teacher")
         self._student: Student | None = student

