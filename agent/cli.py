@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .commands.common import CliState, emitter, open_agent, output, state
@@ -87,13 +88,17 @@ def ask(ctx: typer.Context, question: str = typer.Argument(..., help="A question
         data = {"question": question}
         if both or not base:
             data["student"] = agent.ask([question])[0]
+            if agent.update_mode == "route":
+                data["via"] = agent.routes([question])[0]  # the document whose adapter answered ("" = the base)
         if both or base:
             data["base"] = agent.ask([question], base=True)[0]
 
     def human(console):
         for who in ("student", "base"):
             if who in data:
-                console.print(f"[bold]{who}:[/] {data[who]}")
+                via = f" (via the adapter of '{data['via']}')" if data.get("via") else ""
+                via = via or (" (no learned document is close: the base model)" if "via" in data else "")
+                console.print(f"[bold]{who}[/]{escape(via)}[bold]:[/] {escape(data[who])}")
     output(ctx, data, human)
 
 

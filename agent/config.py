@@ -33,6 +33,9 @@ class ModelSettings:
     threads: int = 0               # CPU threads for torch; 0 = auto: the cores not already busy (at least 1)
 
 
+UPDATES = ("continue", "route")
+
+
 @dataclass
 class IngestSettings:
     chunk_tokens: int = 320        # chunks are paragraph-aware and at most this many tokens
@@ -42,6 +45,16 @@ class IngestSettings:
     guard_tolerance: float = 0.0   # accuracy drop on earlier documents' probes tolerated by the guard
     retention_probes: int = 40     # earlier probes re-run after each commit (capped), for the forgetting history
     use_directives: bool = False   # let update settings the teacher writes ("lr: 3e-4", "epochs: 5") override [train]
+    update: str = "continue"       # continue: one knowledge adapter keeps learning (with replay) | route: an adapter
+                                   # per document, each question answered by the most similar document's adapter;
+                                   # fixed for a store by its first committed document
+    route_threshold: float = 0.3   # route: least cosine similarity (question vs a document chunk) to use its adapter
+
+    def __post_init__(self) -> None:
+        if self.update not in UPDATES:
+            raise ValueError(f"ingest.update must be one of {', '.join(UPDATES)}, got {self.update!r}")
+        if not -1.0 <= self.route_threshold <= 1.0:
+            raise ValueError("ingest.route_threshold must be in [-1, 1]")
 
 
 @dataclass

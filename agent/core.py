@@ -17,6 +17,7 @@ from .errors import BadInput
 from .events import Emit, Stage, ignore
 from .memory import Edit, Memory
 from .models import load_model
+from .routing import DocumentRouting, Pending
 
 
 def new_edit_id(prefix: str = "e") -> str:
@@ -31,6 +32,7 @@ class Agent:
         self.memory = Memory(cfg.home, create=create, embedder=cfg.models.embedder)
         self.adapters = AdapterStore(cfg.home / "adapters" / "student")
         self.teacher_adapters = AdapterStore(cfg.home / "adapters" / "teacher")
+        self.routing = DocumentRouting(self.memory, self.adapters, cfg.ingest.route_threshold)
         self._student: Student | None = student
         self._teacher: Teacher | None = teacher
         self.emit: Emit = ignore
@@ -56,9 +58,16 @@ class Agent:
             self._load_head()
         return self._student
 
+    @property
+    def update_mode(self) -> str:
+        """continue | route: fixed by the store's first committed document (config ingest.update before it)."""
+        first = next((e for e in self.memory.state().edits if e.kind == "commit"), None)
+        return first.info.get("update", "continue") if first else self.cfg.ingest.update
+
     def _load_head(self) -> None:
+        """continue: the head adapter in force; route: the base (each question loads its document's adapter)."""
         head = self.memory.state().head
-        if not head:
+        if not head or self.update_mode == "route":
             self._student.reset()
             return
         meta = self.adapters.meta(head)
@@ -96,14 +105,34 @@ class Agent:
         self.memory.sweep()
 
     # ---- questions --------------------------------------------------------------------------------------------
-    def ask(self, questions: list[str], base: bool = False) -> list[str]:
-        return self.student.answer(questions, base=base)
+    def _routed(self, questions: list[str], base: bool, pending: Pending | None, work) -> list:
+        """work(positions, base) under the adapter in force, or once per routed adapter (update = route)."""
+        if base or self.update_mode != "route":
+            return work(list(range(len(questions))), base)
+        return self.routing.run(self.student, questions, work, pending)[0]
 
-    def score(self, probes: list[tuple[str, str]]) -> dict:
+    def ask(self, questions: list[str], base: bool = False, pending: Pending | None = None) -> list[str]:
+        """Closed-book answers (pending: a document being learned, routed to beside the committed ones)."""
+        return self._routed(questions, base, pending,
+                            lambda idx, b: self.student.answer([questions[i] for i in idx], base=b))
+
+    def answer_nll(self, questions: list[str], golds: list[str], pending: Pending | None = None) -> list[float]:
+        """Mean per-token NLL of each gold answer, each question under the adapter that answers it."""
+        return self._routed(questions, False, pending, lambda idx, b: self.student.answer_nll(
+            [questions[i] for i in idx], [golds[i] for i in idx], base=b))
+
+    def routes(self, questions: list[str]) -> list[str]:
+        """update = route: the title of the document whose adapter answers each question ("" = the base)."""
+        if self.update_mode != "route":
+            return [""] * len(questions)
+        titles = {e.adapter_id: e.title for e in self.memory.state().active()}
+        return [titles.get(t, "") if t else "" for t in self.routing.targets(questions)]
+
+    def score(self, probes: list[tuple[str, str]], pending: Pending | None = None) -> dict:
         """Answer probes closed-book and grade them: accuracy ('contains' on the extracted answer), F1, EM, rows."""
         if not probes:
             return {"accuracy": 0.0, "f1": 0.0, "em": 0.0, "n": 0, "rows": []}
-        answers = self.student.answer([q for q, _ in probes])
+        answers = self.ask([q for q, _ in probes], pending=pending)
         grades = [grade(a, g) for a, (_, g) in zip(answers, probes)]
         m = mean_grade(grades)
         rows = [{"question": q, "gold": g, "answer": a, "correct": gr.contains >= 1.0, "f1": gr.f1}

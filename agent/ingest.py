@@ -18,6 +18,7 @@ from .events import (DocumentRead, EditCommitted, EditRejected, Emit, Message, P
                      RetentionRow, SelfEditProposed, SelfEditToken, Stage, TrainStep, ignore)
 from .memory import Edit
 from .replay import replay_mix
+from .routing import Pending
 
 
 @dataclass
@@ -89,6 +90,9 @@ class Ingest:
         docs = self.read(paths)
         self.agent.emit = self.emit
         self.agent.sweep()
+        if self.agent.update_mode != self.cfg.ingest.update:
+            self.emit(Message("warning", f"this store learns with update '{self.agent.update_mode}' (fixed by its "
+                                         f"first document); ingest.update = '{self.cfg.ingest.update}' is ignored"))
         return [self.one(doc) for doc in docs]
 
     # ---- one document -------------------------------------------------------------------------------------------
@@ -100,11 +104,12 @@ class Ingest:
         per_doc = max(1, self.cfg.ingest.retention_probes // len(probes))
         return {d: p[:per_doc] for d, p in probes.items()}
 
-    def probe_phase(self, phase: str, doc_id: str, probes: list[tuple[str, str]]) -> tuple[dict, float]:
+    def probe_phase(self, phase: str, doc_id: str, probes: list[tuple[str, str]],
+                    pending: Pending | None = None) -> tuple[dict, float]:
         """Answer and grade a document's probes, with the gold-answer NLL; emit each result and the summary."""
         self.emit(Stage("probe", phase, total=len(probes)))
-        scored = self.agent.score(probes)
-        nll = _mean(self.agent.student.answer_nll([q for q, _ in probes], [a for _, a in probes])) if probes else 0.0
+        scored = self.agent.score(probes, pending)
+        nll = _mean(self.agent.answer_nll([q for q, _ in probes], [a for _, a in probes], pending)) if probes else 0.0
         for r in scored["rows"]:
             self.emit(ProbeResult(phase, doc_id, r["question"], r["gold"], r["answer"], r["correct"], r["f1"]))
         self.emit(ProbeSummary(phase, doc_id, scored["accuracy"], scored["f1"], nll, len(probes)))
@@ -147,10 +152,11 @@ class Ingest:
                 proposals.append((ci, si, se.family, se.completion, list(se.texts)))
                 texts.extend(t for t in se.texts if t not in texts)
                 directives = directives or dict(se.directives)
+        route = agent.update_mode == "route"  # a fresh adapter for this document alone: nothing to replay
         settings = cfg.train
         if directives and cfg.ingest.use_directives:
             settings = replace(settings, **{k: v for k, v in directives.items() if hasattr(settings, k)})
-        replay = replay_mix(cfg.replay.strategy, agent.memory.training_stream(), cfg.replay.capacity,
+        replay = replay_mix("none" if route else cfg.replay.strategy, agent.memory.training_stream(), cfg.replay.capacity,
                             cfg.replay.ratio, len(texts), cfg.replay.seed + agent.memory.next_seq())
 
         old_probes = self.retention_probes()
@@ -163,10 +169,13 @@ class Ingest:
             old_before[d] = agent.score(p)["accuracy"]
 
         snapshot = student.state()
+        pending = None
         try:
             anchor = f" + {len(replay.anchor)} anchor" if replay.anchor else ""
-            emit(Stage("train", f"{len(texts)} texts + {len(replay.texts)} replay{anchor}, {settings.epochs} epochs, "
-                                f"lr {settings.lr:g}"))
+            what = "a fresh adapter for this document" if route else f"+ {len(replay.texts)} replay{anchor}"
+            emit(Stage("train", f"{len(texts)} texts {what}, {settings.epochs} epochs, lr {settings.lr:g}"))
+            if route:
+                student.reset()
 
             def on_step(step: int, total: int, epoch: int, loss: float) -> None:
                 self.check_cancel()
@@ -174,11 +183,13 @@ class Ingest:
 
             result = student.absorb(texts, settings, replay=replay.texts, on_step=on_step, anchor=replay.anchor)
             self.check_cancel()
-            after, nll_after = self.probe_phase("after", doc.doc_id, probes)
+            if route:
+                pending = Pending(doc.doc_id, agent.memory.embed(chunks), student.state())
+            after, nll_after = self.probe_phase("after", doc.doc_id, probes, pending)
             old_after = {}
             if old_probes:
                 emit(Stage("retention", f"earlier documents ({sum(map(len, old_probes.values()))} probes)"))
-                old_after = {d: agent.score(p)["accuracy"] for d, p in old_probes.items()}
+                old_after = {d: agent.score(p, pending)["accuracy"] for d, p in old_probes.items()}
             self.check_cancel()
         except BaseException:
             student.load(snapshot)
@@ -193,7 +204,7 @@ class Ingest:
                     doc_id=doc.doc_id, title=doc.title, parent_adapter=st.head, created=time.time(),
                     before=before["accuracy"], after=after["accuracy"], nll_before=nll_before, nll_after=nll_after,
                     reason=reason,
-                    info={"family": family, "samples": k, "texts": len(texts), "replay": len(replay.texts),
+                    info={"update": agent.update_mode, "family": family, "samples": k, "texts": len(texts), "replay": len(replay.texts),
                           "anchor": len(replay.anchor), "steps": result.steps,
                           "losses": [round(x, 4) for x in result.losses],
                           "train": asdict(settings), "source": doc.source, "probe_origin": origin})
@@ -209,8 +220,12 @@ class Ingest:
 
         emit(Stage("commit", edit.edit_id))
         edit.adapter_id = agent.adapters.new_id()
-        agent.student.save(agent.adapters, edit.adapter_id,
-                           {"edit_id": edit.edit_id, "doc_id": doc.doc_id, "lora": asdict(cfg.lora)})
+        if pending:
+            student.load(pending.state)
+        student.save(agent.adapters, edit.adapter_id,
+                     {"edit_id": edit.edit_id, "doc_id": doc.doc_id, "lora": asdict(cfg.lora)})
+        if pending:
+            student.reset()  # route: the student rests at the base; questions load their document's adapter
         agent.memory.add_document(edit.edit_id, doc, chunks, probes, origin)
         agent.memory.add_selfedits(edit.edit_id, doc.doc_id, proposals)
         agent.memory.add_training(edit.edit_id, edit.seq, texts)

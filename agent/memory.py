@@ -258,6 +258,14 @@ class Memory:
         return [{"chunk": m["chunk"], "sample": m["sample"], "family": m["family"], "completion": d,
                  "texts": json.loads(m["texts"])} for _, d, m in sorted(rows, key=lambda r: (r[2]["chunk"], r[2]["sample"]))]
 
+    def chunk_vectors(self) -> list[tuple[str, list[float]]]:
+        """(doc_id, embedding) of every chunk of the active documents (what ``update = route`` routes by)."""
+        active = self.active_edit_ids()
+        if not active:
+            return []
+        got = self.cols["chunks"].get(where={"edit_id": {"$in": sorted(active)}}, include=["embeddings", "metadatas"])
+        return [(m["doc_id"], list(map(float, v))) for v, m in zip(got["embeddings"], got["metadatas"])]
+
     def sweep(self) -> int:
         """Delete records left by a killed run (their edit has no log entry). Returns how many."""
         logged = {e.edit_id for e in self.state().edits}

@@ -8,9 +8,10 @@ document's update cannot overwrite another's. The embedder is the memory's offli
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Sequence
+from typing import Callable, Hashable, Optional, Sequence, TypeVar
 
 Embed = Callable[[list[str]], list]  # texts -> vectors
+K = TypeVar("K", bound=Hashable)
 
 
 def _unit(v: Sequence[float]) -> list[float]:
@@ -21,9 +22,12 @@ def _unit(v: Sequence[float]) -> list[float]:
 class Router:
     """Cosine routing over a fixed set of keyed texts (``keys[i]`` is document i's text)."""
 
-    def __init__(self, embed: Embed, keys: Sequence[str], threshold: float):
+    def __init__(self, embed: Embed, keys: Sequence[str], threshold: float, vectors: Optional[Sequence] = None):
+        """keys: the texts to route to, embedded here; or ``vectors``: their embeddings, already made."""
         self.embed, self.threshold = embed, threshold
-        self.keys = [_unit(v) for v in embed(list(keys))] if keys else []
+        if vectors is None:
+            vectors = embed(list(keys)) if keys else []
+        self.keys = [_unit(v) for v in vectors]
 
     def vectors(self, texts: Sequence[str]) -> list[list[float]]:
         return [_unit(v) for v in self.embed(list(texts))] if texts else []
@@ -39,6 +43,14 @@ class Router:
                     best, best_sim = i, sim
             out.append(best if best is not None and best_sim >= self.threshold else None)
         return out
+
+
+def grouped(targets: Sequence[Optional[K]]) -> list[tuple[Optional[K], list[int]]]:
+    """The positions of each routing target, the base (None) first, then targets in order of first use."""
+    out: dict = {None: []}
+    for i, t in enumerate(targets):
+        out.setdefault(t, []).append(i)
+    return [(t, idx) for t, idx in out.items() if idx]
 
 
 def default_embedder(spec: str = "embedded") -> Embed:

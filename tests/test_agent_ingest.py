@@ -198,3 +198,74 @@ def test_text_document_gets_cloze_probes_or_goes_unguarded(tmp_path):
     with make_tiny_agent(tmp_path / "b", cfg) as agent:
         [out] = Ingest(agent).run([f])
         assert out.answers == [] and out.status == "committed" and "unguarded" in out.reason
+
+
+# ---- update = route: an adapter per document ------------------------------------------------------------------
+GENERAL_Q = "What is the boiling point of water at sea level?"
+
+
+def route_agent(home, **ingest):
+    return make_tiny_agent(home, tiny_config(home, ingest={"update": "route", **ingest}))
+
+
+def test_route_learns_each_document_in_its_own_adapter_and_forgets_nothing(tmp_path):
+    agent = route_agent(tmp_path / "home")
+    zq = [q["question"] for q in DOC["questions"]]
+    zg = [q["answer"] for q in DOC["questions"]]
+    base_nll = agent.student.answer_nll(zq, zg, base=True)
+    [a] = Ingest(agent, IngestOptions(guard=False)).run([write(tmp_path, "z.json", DOC)])
+    learned_nll, learned_answers = agent.answer_nll(zq, zg), agent.ask(zq)
+    assert learned_nll != base_nll                                   # the document's questions meet its adapter
+    weights = agent.adapters.weights_file(a.adapter_id).read_bytes()
+    [b] = Ingest(agent, IngestOptions(guard=False)).run([write(tmp_path, "m.json", DOC2)])
+    assert a.adapter_id != b.adapter_id and {e.info["update"] for e in agent.memory.state().edits} == {"route"}
+    assert agent.routes(zq) == ["Zorblat", "Zorblat"]
+    assert agent.routes([DOC2["questions"][0]["question"], GENERAL_Q]) == ["Murvel", ""]
+    # no forgetting: the first document's questions get exactly what they got right after it was learned
+    assert agent.answer_nll(zq, zg) == learned_nll and agent.ask(zq) == learned_answers
+    assert agent.adapters.weights_file(a.adapter_id).read_bytes() == weights
+    # a question about neither document meets the untouched base model, and the student rests at the base
+    assert agent.ask([GENERAL_Q]) == agent.student.answer([GENERAL_Q], base=True)
+    assert torch.equal(logits(agent), logits_base(agent))
+    # the retention row of the second edit holds the first document's accuracy, re-measured through the router
+    edit = agent.memory.find_edit(b.edit_id)
+    assert set(edit.retention) == {a.doc_id, b.doc_id} and edit.info["replay"] == 0
+    agent.close()
+
+    again = make_tiny_agent(tmp_path / "home")                      # default config: the store keeps 'route'
+    assert again.update_mode == "route" and again.answer_nll(zq, zg) == learned_nll
+    again.close()
+
+
+def logits_base(agent, text="Where does the zorblat live?"):
+    s = agent.student
+    ids = s.tokenizer(text, return_tensors="pt").input_ids
+    with torch.no_grad(), s.model.disable_adapter():
+        return s.model(input_ids=ids).logits.clone()
+
+
+def test_route_rollback_and_a_store_keeps_its_update_mode(tmp_path):
+    agent = route_agent(tmp_path / "home")
+    Ingest(agent, IngestOptions(guard=False)).run([write(tmp_path, "z.json", DOC)])
+    [b] = Ingest(agent, IngestOptions(guard=False)).run([write(tmp_path, "m.json", DOC2)])
+    murvel_q = [DOC2["questions"][0]["question"]]
+    assert agent.routes(murvel_q) == ["Murvel"]
+    agent.rollback(b.edit_id)
+    assert agent.routes(murvel_q) != ["Murvel"] and agent.routes([DOC["questions"][0]["question"]]) == ["Zorblat"]
+    agent.close()
+    # a config asking for 'continue' does not change a store that learns with 'route'; the user is told
+    cont = make_tiny_agent(tmp_path / "home", tiny_config(tmp_path / "home", ingest={"update": "continue"}))
+    events = []
+    Ingest(cont, IngestOptions(guard=False), emit=events.append).run([write(tmp_path, "m2.json", DOC2)])
+    assert cont.update_mode == "route" and cont.memory.state().edits[-1].info["update"] == "route"
+    assert any(getattr(e, "level", "") == "warning" and "'route'" in e.text for e in events)
+    cont.close()
+
+
+def test_route_guard_rejects_and_keeps_nothing(tmp_path, monkeypatch):
+    agent = route_agent(tmp_path / "home")
+    monkeypatch.setattr("agent.ingest.judge", lambda *a, **k: (False, "forced"))
+    [out] = Ingest(agent, IngestOptions()).run([write(tmp_path, "z.json", DOC)])
+    assert out.status == "rejected" and agent.adapters.ids() == [] and agent.routes(["Where does the zorblat live?"]) == [""]
+    assert torch.equal(logits(agent), logits_base(agent))
+    agent.close()

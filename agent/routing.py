@@ -1,0 +1,71 @@
+"""Answering through per-document adapters (``ingest.update = route``).
+
+Every committed document has its own LoRA, trained from the base model on that document alone, so a later
+document cannot overwrite it and general text never meets a trained adapter. A question goes to the adapter of
+the document owning the stored chunk most similar to it (the memory's chromadb embeddings, cosine), or to the
+untouched base model when no chunk reaches the threshold. During an ingest the document being learned takes
+part as a pending entry (its chunk embeddings and adapter weights, not yet committed).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+from student.adapters import AdapterStore
+
+from .memory import Memory
+from .router import Router, grouped
+
+PENDING = "(pending)"
+
+
+@dataclass
+class Pending:
+    """The document an ingest is learning: its id, its chunks' embeddings and its adapter weights."""
+    doc_id: str
+    vectors: list
+    state: dict
+
+
+class DocumentRouting:
+    def __init__(self, memory: Memory, adapters: AdapterStore, threshold: float, cache: int = 8):
+        self.memory, self.adapters, self.threshold, self.cache = memory, adapters, threshold, cache
+        self._states: OrderedDict[str, dict] = OrderedDict()  # adapter id -> weights, the last few used
+
+    def targets(self, texts: Sequence[str], pending: Optional[Pending] = None) -> list[Optional[str]]:
+        """For each text: the adapter id it is routed to, PENDING, or None (the base model)."""
+        adapter_of = {e.doc_id: e.adapter_id for e in self.memory.state().active()}  # a re-learned doc: the latest
+        keys = [(adapter_of[d], v) for d, v in self.memory.chunk_vectors()
+                if d in adapter_of and not (pending and d == pending.doc_id)]
+        if pending:
+            keys += [(PENDING, v) for v in pending.vectors]
+        if not keys or not texts:
+            return [None] * len(texts)
+        router = Router(self.memory.embed, [], self.threshold, vectors=[v for _, v in keys])
+        picks = router.pick(router.vectors(texts), range(len(keys)))
+        return [keys[p][0] if p is not None else None for p in picks]
+
+    def _state(self, adapter_id: str) -> dict:
+        if adapter_id not in self._states:
+            self._states[adapter_id] = self.adapters.load_state(adapter_id)
+            while len(self._states) > self.cache:
+                self._states.popitem(last=False)
+        self._states.move_to_end(adapter_id)
+        return self._states[adapter_id]
+
+    def run(self, student, texts: Sequence[str], work: Callable[[list[int], bool], list],
+            pending: Optional[Pending] = None) -> tuple[list, list[Optional[str]]]:
+        """Route ``texts``, then call ``work(positions, base)`` once per adapter with that adapter
+        loaded; returns the results in input order and the targets. The student is back at the base after."""
+        targets = self.targets(texts, pending)
+        out: list = [None] * len(texts)
+        try:
+            for target, idx in grouped(targets):
+                if target is not None:
+                    student.load(pending.state if target == PENDING else self._state(target))
+                for i, r in zip(idx, work(idx, target is None)):
+                    out[i] = r
+        finally:
+            student.reset()
+        return out, targets
