@@ -2,6 +2,7 @@
 mid-ingest; pasted text; bad input as a notification; the palette; light start-up imports."""
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 import sys
@@ -229,3 +230,19 @@ async def test_typing_a_path_from_the_list_goes_into_the_path_field(tmp_path, do
         await pilot.press("enter")
         await settle(pilot, app)
         assert [r.title for r in app.query_one(DocumentsPane).rows] == ["Zorblat [v2]"]
+
+
+@pytest.mark.asyncio
+async def test_route_store_says_which_document_answered(tmp_path, doc_file):
+    app = SealApp(tui_config(tmp_path / "home", ingest={"update": "route"}), agent_factory=tiny_factory)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await settle(pilot, app)
+        await type_path(pilot, app, str(doc_file))
+        await settle(pilot, app)
+        assert app.agent.update_mode == "route"
+        await pilot.press("5", *"Where does the zorblat live?", "enter")
+        await settle(pilot, app)
+        ask = app.query_one(AskPane)
+        svg = html.unescape(app.export_screenshot()).replace("\xa0", " ")
+        assert "via: Zorblat [v2]" in svg, svg[-3000:]                         # shown as text, not as markup
+        assert not ask.query_one("#base-answer").border_subtitle

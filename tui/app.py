@@ -275,10 +275,11 @@ class SealApp(App):
 
     def _ask_thread(self, question: str) -> None:
         for who, base in (("student", False), ("base", True)):
-            self.post_message(Answer(who, question, self.agent.ask([question], base=base)[0]))
+            via = self.agent.routes([question])[0] if not base and self.agent.update_mode == "route" else None
+            self.post_message(Answer(who, question, self.agent.ask([question], base=base)[0], via))
 
     def on_answer(self, m: Answer) -> None:
-        self.query_one(AskPane).answer(m.who, m.text)
+        self.query_one(AskPane).answer(m.who, m.text, m.via)
 
     # ---- rollback ------------------------------------------------------------------------------------------------
     def confirm_rollback(self, row: dict) -> None:

@@ -41,6 +41,7 @@ class StoreChanged(Message):
 class Answer(Message):
     """One side of an Ask: who is "student" or "base"."""
 
-    def __init__(self, who: str, question: str, text: str) -> None:
+    def __init__(self, who: str, question: str, text: str, via: str | None = None) -> None:
+        """via (update = route): the title of the document whose adapter answered, "" for the base model."""
         super().__init__()
-        self.who, self.question, self.text = who, question, text
+        self.who, self.question, self.text, self.via = who, question, text, via

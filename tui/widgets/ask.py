@@ -4,6 +4,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.markup import escape
 from textual.widgets import Button, Input, Static
 
 from ..store import printable
@@ -34,5 +35,8 @@ class AskPane(Vertical):
         for who in ("student", "base"):
             self.query_one(f"#{who}-answer", Static).update(Text("thinking…", style="dim italic"))
 
-    def answer(self, who: str, text: str) -> None:
-        self.query_one(f"#{who}-answer", Static).update(Text(printable(text.strip()) or "(empty answer)"))
+    def answer(self, who: str, text: str, via: str | None = None) -> None:
+        box = self.query_one(f"#{who}-answer", Static)
+        box.update(Text(printable(text.strip()) or "(empty answer)"))
+        if via is not None:  # update = route: which document's adapter answered
+            box.border_subtitle = f"via: {escape(printable(via))}" if via else "via: the base (no learned document is close)"
