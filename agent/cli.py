@@ -96,8 +96,10 @@ def ask(ctx: typer.Context, question: str = typer.Argument(..., help="A question
     def human(console):
         for who in ("student", "base"):
             if who in data:
-                via = f" (via the adapter of '{data['via']}')" if data.get("via") else ""
-                via = via or (" (no learned document is close: the base model)" if "via" in data else "")
+                via = ""
+                if who == "student" and "via" in data:
+                    via = (f" (via the adapter of '{data['via']}')" if data["via"]
+                           else " (no learned document is close: the base model)")
                 console.print(f"[bold]{who}[/]{escape(via)}[bold]:[/] {escape(data[who])}")
     output(ctx, data, human)
 
