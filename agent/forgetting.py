@@ -247,7 +247,8 @@ class ForgettingSweep:
             "train": dataclasses.asdict(c.train), "lora": dataclasses.asdict(c.lora),
             "answer": dataclasses.asdict(c.answer), "parse": dataclasses.asdict(c.parse),
             "models": {"student": c.models.student, "dtype": c.models.dtype},
-            **({"route_threshold": o.route_threshold} if "route" in o.update else {})}
+            # always recorded (like the replay ratio): strategies run by separate processes share one folder
+            "route_threshold": o.route_threshold}
 
     # ---- measuring ----------------------------------------------------------------------------------------------
     def _questions(self) -> tuple[list[str], list[str]]:

@@ -304,11 +304,17 @@ def test_route_mode_keeps_each_document_and_the_base(tmp_path, tiny_tokenizer, m
     monkeypatch.setattr(fg, "general_eval_texts", lambda: short)
     data = tmp_path / "data.json"
     data.write_text(json.dumps(DOCS))
-    opts = SweepOptions(data=data, docs=3, runs=1, update="continue,route", replay="none,reservoir",
-                        out=tmp_path / "sweep", seed=3)
+    def sweep(update, load=lambda: (make_tiny_model(tiny_tokenizer), tiny_tokenizer)):
+        opts = SweepOptions(data=data, docs=3, runs=1, update=update, replay="none,reservoir",
+                            out=tmp_path / "sweep", seed=3)
+        return opts, ForgettingSweep(_tiny_cfg(tmp_path / "home"), opts, embed=_colour_embedder, load_student=load)
+    # the strategies may run as separate processes into one folder (as bench/gpu_session5.sh does), then be
+    # reported together without retraining anything
+    sweep("continue")[1].prepare().run()
+    sweep("route")[1].prepare().run()
+    opts, both = sweep("continue,route", load=lambda: pytest.fail("everything was logged: nothing to retrain"))
     assert opts.strategies() == [("continue", "none"), ("continue", "reservoir"), ("route", "none")]
-    doc = ForgettingSweep(_tiny_cfg(tmp_path / "home"), opts, embed=_colour_embedder,
-                          load_student=lambda: (make_tiny_model(tiny_tokenizer), tiny_tokenizer)).prepare().run()
+    doc = both.prepare().run()
     route = doc["strategies"]["route-none"]["per_run"][0]
     assert route["routed_own"] == [1.0, 1.0, 1.0] and route["general_to_base"] == [1.0, 1.0, 1.0]
     assert route["ppl"][1:] == pytest.approx([route["ppl"][0]] * 3, rel=1e-9)  # general text never meets an adapter
