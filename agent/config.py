@@ -45,7 +45,7 @@ class IngestSettings:
     guard_tolerance: float = 0.0   # accuracy drop on earlier documents' probes tolerated by the guard
     retention_probes: int = 40     # earlier probes re-run after each commit (capped), for the forgetting history
     use_directives: bool = False   # let update settings the teacher writes ("lr: 3e-4", "epochs: 5") override [train]
-    update: str = "continue"       # continue: one knowledge adapter keeps learning (with replay) | route: an adapter
+    update: str = "route"          # continue: one knowledge adapter keeps learning (with replay) | route: an adapter
                                    # per document, each question answered by the most similar document's adapter;
                                    # fixed for a store by its first committed document
     route_threshold: float = 0.3   # route: least cosine similarity (question vs a document chunk) to use its adapter

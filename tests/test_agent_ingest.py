@@ -18,6 +18,19 @@ DOC2 = {"title": "Murvel", "context": "Murvel towers were built in 1802 by the g
         "questions": [{"question": "Who built the Murvel towers?", "answer": "the glassmakers of Ostrin"}]}
 
 
+def continue_agent(home):
+    """update = continue (one knowledge adapter that keeps training): the tests below look at the student's
+    weights after an ingest, which in a route store rest at the base between questions."""
+    return make_tiny_agent(home, tiny_config(home, ingest={"update": "continue"}))
+
+
+@pytest.fixture
+def tiny_agent(tmp_path):
+    agent = continue_agent(tmp_path / "home")
+    yield agent
+    agent.close()
+
+
 def write(tmp_path, name, *docs):
     f = tmp_path / name
     f.write_text(json.dumps(list(docs)))
@@ -58,11 +71,11 @@ def test_ingest_commits_an_adapter_and_records(tmp_path, tiny_agent):
 
 def test_the_learned_adapter_survives_a_restart(tmp_path):
     home = tmp_path / "home"
-    agent = make_tiny_agent(home)
+    agent = continue_agent(home)
     Ingest(agent, IngestOptions(guard=False)).run([write(tmp_path, "z.json", DOC)])
     learned = logits(agent)
     agent.close()
-    again = make_tiny_agent(home)
+    again = continue_agent(home)
     assert torch.equal(learned, logits(again))
     again.close()
 
@@ -125,7 +138,7 @@ def test_cancel_mid_training_leaves_nothing(tmp_path, tiny_agent):
 
 def test_a_crash_before_the_commit_point_leaves_a_consistent_store(tmp_path):
     home = tmp_path / "home"
-    agent = make_tiny_agent(home)
+    agent = continue_agent(home)
     real_log = agent.memory.log
 
     def crash(edit):
@@ -136,7 +149,7 @@ def test_a_crash_before_the_commit_point_leaves_a_consistent_store(tmp_path):
     assert len(agent.adapters.ids()) == 1          # the adapter was written, the log entry was not
     agent.memory.log = real_log
     agent.close()
-    again = make_tiny_agent(home)
+    again = continue_agent(home)
     assert again.history() == [] and again.memory.documents() == []
     [out] = Ingest(again, IngestOptions(guard=False)).run([write(tmp_path, "z.json", DOC)])
     assert again.adapters.ids() == [out.adapter_id]  # the orphan was swept; its id is not reused
@@ -232,7 +245,7 @@ def test_route_learns_each_document_in_its_own_adapter_and_forgets_nothing(tmp_p
     assert set(edit.retention) == {a.doc_id, b.doc_id} and edit.info["replay"] == 0
     agent.close()
 
-    again = make_tiny_agent(tmp_path / "home")                      # default config: the store keeps 'route'
+    again = continue_agent(tmp_path / "home")                       # a config for 'continue': the store keeps 'route'
     assert again.update_mode == "route" and again.answer_nll(zq, zg) == learned_nll
     again.close()
 
