@@ -282,3 +282,14 @@ def test_route_guard_rejects_and_keeps_nothing(tmp_path, monkeypatch):
     assert out.status == "rejected" and agent.adapters.ids() == [] and agent.routes(["Where does the zorblat live?"]) == [""]
     assert torch.equal(logits(agent), logits_base(agent))
     agent.close()
+
+
+def test_a_store_from_before_the_option_keeps_continue(tmp_path):
+    """Commits logged before ingest.update existed carry no mode: such a store goes on with one adapter."""
+    import time as _time
+    from agent.memory import Edit
+    agent = route_agent(tmp_path / "home")
+    assert agent.update_mode == "route"                             # an empty store takes the config's mode
+    agent.memory.log(Edit(edit_id="e-old", seq=1, kind="commit", doc_id="d-1", title="Old", created=_time.time()))
+    assert agent.update_mode == "continue" and agent.routes(["Where does the zorblat live?"]) == [""]
+    agent.close()
