@@ -32,7 +32,7 @@ class Agent:
         self.memory = Memory(cfg.home, create=create, embedder=cfg.models.embedder)
         self.adapters = AdapterStore(cfg.home / "adapters" / "student")
         self.teacher_adapters = AdapterStore(cfg.home / "adapters" / "teacher")
-        self.routing = DocumentRouting(self.memory, self.adapters, cfg.ingest.route_threshold)
+        self.routing = DocumentRouting(self.memory, self.adapter_state, cfg.ingest.route_threshold)
         self._student: Student | None = student
         self._teacher: Teacher | None = teacher
         self.emit: Emit = ignore
@@ -70,11 +70,14 @@ class Agent:
         if not head or self.update_mode == "route":
             self._student.reset()
             return
-        meta = self.adapters.meta(head)
-        lora = meta.get("lora")
+        self._student.load(self.adapter_state(head))
+
+    def adapter_state(self, adapter_id: str) -> dict:
+        """A stored student adapter's weights, refused (one line) if trained with other LoRA settings."""
+        lora = self.adapters.meta(adapter_id).get("lora")
         if lora and lora != asdict(self.cfg.lora):
-            raise BadInput(f"adapter {head} was trained with lora {lora}; the config says {asdict(self.cfg.lora)}")
-        self._student.load(self.adapters.load_state(head))
+            raise BadInput(f"adapter {adapter_id} was trained with lora {lora}; the config says {asdict(self.cfg.lora)}")
+        return self.adapters.load_state(adapter_id)
 
     @property
     def teacher(self) -> Teacher:

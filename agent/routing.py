@@ -12,8 +12,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-from student.adapters import AdapterStore
-
 from .memory import Memory
 from .router import Router, grouped
 
@@ -29,8 +27,9 @@ class Pending:
 
 
 class DocumentRouting:
-    def __init__(self, memory: Memory, adapters: AdapterStore, threshold: float, cache: int = 8):
-        self.memory, self.adapters, self.threshold, self.cache = memory, adapters, threshold, cache
+    def __init__(self, memory: Memory, load: Callable[[str], dict], threshold: float, cache: int = 8):
+        """load: adapter id -> its weights (the agent's, which checks the LoRA settings)."""
+        self.memory, self.load, self.threshold, self.cache = memory, load, threshold, cache
         self._states: OrderedDict[str, dict] = OrderedDict()  # adapter id -> weights, the last few used
 
     def targets(self, texts: Sequence[str], pending: Optional[Pending] = None) -> list[Optional[str]]:
@@ -48,7 +47,7 @@ class DocumentRouting:
 
     def _state(self, adapter_id: str) -> dict:
         if adapter_id not in self._states:
-            self._states[adapter_id] = self.adapters.load_state(adapter_id)
+            self._states[adapter_id] = self.load(adapter_id)
             while len(self._states) > self.cache:
                 self._states.popitem(last=False)
         self._states.move_to_end(adapter_id)

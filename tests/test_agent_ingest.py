@@ -293,3 +293,13 @@ def test_a_store_from_before_the_option_keeps_continue(tmp_path):
     agent.memory.log(Edit(edit_id="e-old", seq=1, kind="commit", doc_id="d-1", title="Old", created=_time.time()))
     assert agent.update_mode == "continue" and agent.routes(["Where does the zorblat live?"]) == [""]
     agent.close()
+
+
+def test_route_refuses_an_adapter_trained_with_other_lora_settings(tmp_path):
+    agent = route_agent(tmp_path / "home")
+    Ingest(agent, IngestOptions(guard=False)).run([write(tmp_path, "z.json", DOC)])
+    agent.close()
+    other = make_tiny_agent(tmp_path / "home", tiny_config(tmp_path / "home", lora={"r": 8, "alpha": 16}))
+    with pytest.raises(BadInput, match="trained with lora"):
+        other.ask(["Where does the zorblat live?"])
+    other.close()
