@@ -204,8 +204,8 @@ class Ingest:
                     doc_id=doc.doc_id, title=doc.title, parent_adapter=st.head, created=time.time(),
                     before=before["accuracy"], after=after["accuracy"], nll_before=nll_before, nll_after=nll_after,
                     reason=reason,
-                    info={"update": agent.update_mode, "family": family, "samples": k, "texts": len(texts), "replay": len(replay.texts),
-                          "anchor": len(replay.anchor), "steps": result.steps,
+                    info={"update": agent.update_mode, "family": family, "samples": k, "texts": len(texts),
+                          "replay": len(replay.texts), "anchor": len(replay.anchor), "steps": result.steps,
                           "losses": [round(x, 4) for x in result.losses],
                           "train": asdict(settings), "source": doc.source, "probe_origin": origin})
         answers = [{"question": q, "gold": g, "before": b["answer"], "after": a["answer"],

@@ -8,6 +8,8 @@ document's update cannot overwrite another's. The embedder is the memory's offli
 from __future__ import annotations
 
 import math
+
+import numpy as np
 from typing import Callable, Hashable, Optional, Sequence, TypeVar
 
 Embed = Callable[[list[str]], list]  # texts -> vectors
@@ -34,15 +36,12 @@ class Router:
 
     def pick(self, vectors: Sequence[Sequence[float]], allowed: Sequence[int]) -> list[Optional[int]]:
         """For each vector, the allowed key it is most similar to, or None below the threshold (or none allowed)."""
-        out: list[Optional[int]] = []
-        for v in vectors:
-            best, best_sim = None, -2.0
-            for i in allowed:
-                sim = sum(a * b for a, b in zip(v, self.keys[i]))
-                if sim > best_sim:
-                    best, best_sim = i, sim
-            out.append(best if best is not None and best_sim >= self.threshold else None)
-        return out
+        allowed = list(allowed)
+        if not allowed or not len(vectors):
+            return [None] * len(vectors)
+        sims = np.asarray(vectors, dtype=np.float64) @ np.asarray([self.keys[i] for i in allowed], dtype=np.float64).T
+        best = sims.argmax(axis=1)  # the first of equals, as before
+        return [allowed[j] if sims[r, j] >= self.threshold else None for r, j in enumerate(best)]
 
 
 def grouped(targets: Sequence[Optional[K]]) -> list[tuple[Optional[K], list[int]]]:

@@ -326,3 +326,13 @@ def test_route_mode_keeps_each_document_and_the_base(tmp_path, tiny_tokenizer, m
     assert cont["ppl"][3] != pytest.approx(cont["ppl"][0], rel=1e-3)  # one shared adapter does move general text
     assert "vs_none" in doc["strategies"]["route-none"]  # compared with one adapter without replay
     assert "routing: 1.000 of learned documents' questions" in (tmp_path / "sweep" / "table.md").read_text()
+
+
+def test_router_picks_the_most_similar_allowed_key_above_the_threshold():
+    from agent.router import Router, grouped
+    r = Router(lambda texts: pytest.fail("keys were given as vectors"), [], 0.5, vectors=[[2, 0], [0, 1], [1, 1]])
+    assert r.pick([[1, 0.1], [0.1, 1], [-1, 0]], range(3)) == [0, 1, None]   # unit-normalised; below 0.5 -> base
+    assert r.pick([[1, 0.1]], [1, 2]) == [2]                                 # key 0 not allowed: the next best
+    assert r.pick([[1, 0]], []) == [None] and r.pick([], [0]) == []
+    assert grouped([None, "a", "b", "a"]) == [(None, [0]), ("a", [1, 3]), ("b", [2])]
+    assert grouped(["a"]) == [("a", [0])]
