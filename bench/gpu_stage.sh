@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# On a GPU machine of the `device` tool: assemble the embedded model from the two carried halves, install the
-# few wheels the GPU image lacks, convert the GGUF to safetensors once. Source it: it exports the environment.
-#   call 1 (carry .stage1):  mkdir -p /root/stage && cp .stage1/* /root/stage/
-#   call 2 (carry .stage2):  source bench/gpu_stage.sh && <benchmarks>
-set -e
+# On a GPU machine of the `device` tool: gather the embedded model from the parts carried in, call by call, then
+# install the gguf wheel the GPU image lacks and convert the GGUF to safetensors once. Source it in every call
+# (it exports the environment); each call carries one staging folder, made here by `bash bench/make_stage.sh`
+# (the carry limit is 64 MiB including the tracked files, so the 98 MB model travels in three parts):
+#   call 1 (carry .stage1): source bench/gpu_stage.sh
+#   call 2 (carry .stage2): source bench/gpu_stage.sh
+#   call 3 (carry .stage3): source bench/gpu_stage.sh && <benchmarks>      (assembles and converts)
+#   optional (carry .stage4): source bench/gpu_stage.sh                    (all-MiniLM-L6-v2 for `route`, float16)
+# Files outside the checkout survive between calls only while the machine is held: make the calls back to back.
 mkdir -p /root/stage
-if [ ! -f /root/stage/smol/model.safetensors ]; then
-  cat /root/stage/gguf.part.aa .stage2/gguf.part.ab > /root/stage/model.gguf
-  # the GPU image has typer, rich, numpy, pyyaml, tqdm; only gguf is missing
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .stage2/whl/gguf-*.whl
+for d in .stage1 .stage2 .stage3 .stage4; do
+  [ -d "$d" ] && cp -a "$d"/. /root/stage/
+done
+if [ ! -f /root/stage/smol/model.safetensors ] && [ "$(ls /root/stage/q.part.* 2>/dev/null | wc -l)" = 3 ]; then
+  cat /root/stage/q.part.* > /root/stage/model.gguf
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site /root/stage/gguf-*.whl
   PYTHONPATH=/tmp/site python3 - <<'PY'
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -21,8 +27,9 @@ m.save_pretrained("/root/stage/smol"); tok.save_pretrained("/root/stage/smol")
 print("converted", sum(p.numel() for p in m.parameters()))
 PY
 fi
+ls /root/stage/smol/model.safetensors >/dev/null 2>&1 && echo "staged: /root/stage/smol" || echo "staged: $(ls /root/stage | tr '\n' ' ')"
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 export SEAL_AGENT_STUDENT_MODEL=/root/stage/smol SEAL_AGENT_TEACHER_MODEL=/root/stage/smol
 export SEAL_AGENT_HOME=/root/home
+[ -d /root/stage/minilm ] && export SEAL_AGENT_EMBEDDER=/root/stage/minilm
 mkdir -p /root/runs
-set +e
