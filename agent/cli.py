@@ -108,13 +108,14 @@ def ask(ctx: typer.Context, question: str = typer.Argument(..., help="A question
 def history(ctx: typer.Context):
     """Every edit: document, time, probe accuracy before/after, status."""
     with open_agent(ctx) as agent:
-        rows = agent.history()
+        rows, mode = agent.history(), agent.update_mode
 
     def human(console):
         if not rows:
-            console.print("no edits yet: seal-agent ingest FILE")
+            console.print(f"no edits yet: seal-agent ingest FILE (update mode: {mode})")
             return
-        t = Table(title=f"edits in {state(ctx).home}")
+        what = {"route": "an adapter per document, questions routed", "continue": "one adapter that keeps learning"}
+        t = Table(title=f"edits in {state(ctx).home}", caption=f"update mode: {mode} ({what[mode]})")
         for c in ("edit", "when", "kind", "status", "document", "before", "after", "s"):
             t.add_column(c)
         for r in rows:
