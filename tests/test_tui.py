@@ -245,4 +245,5 @@ async def test_route_store_says_which_document_answered(tmp_path, doc_file):
         ask = app.query_one(AskPane)
         svg = html.unescape(app.export_screenshot()).replace("\xa0", " ")
         assert "via: Zorblat [v2]" in svg, svg[-3000:]                         # shown as text, not as markup
+        assert "1 document(s) learned · an adapter per document, questions routed" in svg
         assert not ask.query_one("#base-answer").border_subtitle

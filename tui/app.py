@@ -137,7 +137,9 @@ class SealApp(App):
         unprobed = frozenset(d.doc_id for d in view.documents if not d.probes)
         self.query_one(ForgettingPane).set_matrix(view.matrix, view.metrics, unprobed)
         active = sum(1 for d in view.documents if d.status == "active")
-        self.status.show(store=f"{active} document(s) learned · student at {view.head or 'the base model'}")
+        where = ("an adapter per document, questions routed" if view.mode == "route"
+                 else f"student at {view.head or 'the base model'}")
+        self.status.show(store=f"{active} document(s) learned · {where}")
 
     @property
     def status(self) -> StatusLine:

@@ -26,6 +26,7 @@ class StoreView:
     matrix: Any = None             # agent.retention.StoreMatrix
     metrics: Any = None            # agent.forgetting_metrics.Metrics or None
     head: str = ""
+    mode: str = "continue"         # the store's update mode (agent.update_mode)
 
 
 def read_store(agent) -> StoreView:
@@ -46,7 +47,7 @@ def read_store(agent) -> StoreView:
         docs.append(DocRow(d["doc_id"], d["title"], d["status"], n, edit.after if edit and n else None, latest,
                            d["edit_id"]))
     matrix = store_matrix(memory)
-    return StoreView(agent.history(), docs, matrix, matrix.metrics(), st.head)
+    return StoreView(agent.history(), docs, matrix, matrix.metrics(), st.head, agent.update_mode)
 
 
 def write_inbox(home: Path, text: str) -> Path:
