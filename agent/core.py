@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from student.adapters import AdapterStore
-from student.grading import grade, mean_grade
+from student.grading import Grade, grade, mean_grade
 from student.student import Student
 from teacher.backend import TransformersBackend
 from teacher.selfedit import Teacher
@@ -76,7 +76,8 @@ class Agent:
         """A stored student adapter's weights, refused (one line) if trained with other LoRA settings."""
         lora = self.adapters.meta(adapter_id).get("lora")
         if lora and lora != asdict(self.cfg.lora):
-            raise BadInput(f"adapter {adapter_id} was trained with lora {lora}; the config says {asdict(self.cfg.lora)}")
+            raise BadInput(f"adapter {adapter_id} was trained with lora {lora}; "
+                           f"the config says {asdict(self.cfg.lora)}")
         return self.adapters.load_state(adapter_id)
 
     @property
@@ -133,14 +134,21 @@ class Agent:
 
     def score(self, probes: list[tuple[str, str]], pending: Pending | None = None) -> dict:
         """Answer probes closed-book and grade them: accuracy ('contains' on the extracted answer), F1, EM, rows."""
-        if not probes:
-            return {"accuracy": 0.0, "f1": 0.0, "em": 0.0, "n": 0, "rows": []}
-        answers = self.ask([q for q, _ in probes], pending=pending)
-        grades = [grade(a, g) for a, (_, g) in zip(answers, probes)]
-        m = mean_grade(grades)
-        rows = [{"question": q, "gold": g, "answer": a, "correct": gr.contains >= 1.0, "f1": gr.f1}
-                for (q, g), a, gr in zip(probes, answers, grades)]
-        return {"accuracy": m.contains, "f1": m.f1, "em": m.em, "n": len(probes), "rows": rows}
+        return self.score_each({"": probes}, pending)[""]
+
+    def score_each(self, probes: dict[str, list[tuple[str, str]]], pending: Pending | None = None) -> dict[str, dict]:
+        """:meth:`score` for several documents' probes (doc_id -> probes), answered in one pass (one routing)."""
+        flat = [p for ps in probes.values() for p in ps]
+        answers = self.ask([q for q, _ in flat], pending=pending) if flat else []
+        out, at = {}, 0
+        for doc_id, ps in probes.items():
+            mine, at = answers[at:at + len(ps)], at + len(ps)
+            grades = [grade(a, g) for a, (_, g) in zip(mine, ps)]
+            m = mean_grade(grades) if ps else Grade(0.0, 0.0, 0.0)  # no probes: 0, not NaN
+            rows = [{"question": q, "gold": g, "answer": a, "correct": gr.contains >= 1.0, "f1": gr.f1}
+                    for (q, g), a, gr in zip(ps, mine, grades)]
+            out[doc_id] = {"accuracy": m.contains, "f1": m.f1, "em": m.em, "n": len(ps), "rows": rows}
+        return out
 
     def probe(self, emit: Emit = ignore) -> list[dict]:
         """Every stored probe against the current student: one row per active document."""

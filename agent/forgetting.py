@@ -279,7 +279,7 @@ class ForgettingSweep:
         measure()'s four values plus the share of learned documents' questions sent to their own adapter and the
         share of general paragraphs sent to the base."""
         from student.grading import grade
-        from .router import Router, default_embedder
+        from .router import Router, default_embedder, grouped
         s = self.student
         qs, golds = self._questions()
         if self._routes is None:
@@ -291,9 +291,9 @@ class ForgettingSweep:
         q_to, g_to = router.pick(q_vectors, learned), router.pick(g_vectors, learned)
         answers, nlls = [""] * len(qs), [math.nan] * len(qs)
         nll_sum, tokens = 0.0, 0
+        q_groups, g_groups = dict(grouped(q_to)), dict(grouped(g_to))
         for target in [None, *learned]:
-            qi = [i for i, t in enumerate(q_to) if t == target]
-            gi = [i for i, t in enumerate(g_to) if t == target]
+            qi, gi = q_groups.get(target, []), g_groups.get(target, [])
             if target is not None and (qi or gi):
                 s.load(adapters[target])
             base = target is None

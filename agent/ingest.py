@@ -156,8 +156,10 @@ class Ingest:
         settings = cfg.train
         if directives and cfg.ingest.use_directives:
             settings = replace(settings, **{k: v for k, v in directives.items() if hasattr(settings, k)})
-        replay = replay_mix("none" if route else cfg.replay.strategy, agent.memory.training_stream(), cfg.replay.capacity,
-                            cfg.replay.ratio, len(texts), cfg.replay.seed + agent.memory.next_seq())
+        strategy = "none" if route else cfg.replay.strategy
+        stream = agent.memory.training_stream() if strategy != "none" else []  # every text learned: read only if used
+        replay = replay_mix(strategy, stream, cfg.replay.capacity, cfg.replay.ratio, len(texts),
+                            cfg.replay.seed + agent.memory.next_seq())
 
         old_probes = self.retention_probes()
         st = agent.memory.state()
@@ -165,8 +167,7 @@ class Ingest:
         old_before = {d: (head_edit.retention.get(d) if head_edit and d in head_edit.retention else None)
                       for d in old_probes}
         missing = {d: p for d, p in old_probes.items() if old_before[d] is None}
-        for d, p in missing.items():
-            old_before[d] = agent.score(p)["accuracy"]
+        old_before.update({d: s["accuracy"] for d, s in agent.score_each(missing).items()})
 
         snapshot = student.state()
         pending = None
@@ -189,7 +190,7 @@ class Ingest:
             old_after = {}
             if old_probes:
                 emit(Stage("retention", f"earlier documents ({sum(map(len, old_probes.values()))} probes)"))
-                old_after = {d: agent.score(p, pending)["accuracy"] for d, p in old_probes.items()}
+                old_after = {d: s["accuracy"] for d, s in agent.score_each(old_probes, pending).items()}
             self.check_cancel()
         except BaseException:
             student.load(snapshot)
