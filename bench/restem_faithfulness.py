@@ -1,0 +1,88 @@
+"""What does ReST-EM teach the teacher? Per round of a `teacher train` run folder: the sampled self-edits' reward,
+length and faithfulness (the share of their words that occur in the passage), for all samples and for the kept
+ones, and the reward by faithfulness band. A teacher that learns from its rewards should drift toward the kept
+samples' profile from one round's samples to the next.
+
+    python3 bench/restem_faithfulness.py RUN_FOLDER [RUN_FOLDER ...] [--data agent/data/squad/restem_train.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from statistics import mean
+
+from agent.benchmarks.squad import load_passages
+from agent.restem_split import TRAIN_DATA
+
+WORD = re.compile(r"\w+")
+BANDS = ((0.0, 0.4), (0.4, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 1.01))
+
+
+def faithfulness(completion: str, passage_words: set[str]) -> float:
+    words = WORD.findall(completion.lower())
+    return sum(w in passage_words for w in words) / len(words) if words else 0.0
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a log; a torn line (a copy taken while a writer was appending) is skipped."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def rows(run: Path, data: Path) -> list[dict]:
+    """One row per scored training self-edit: round, reward, words, faithfulness, kept."""
+    passages = load_passages(data)
+    rewards = {(r["round"], r["passage"], r["sample"]): r["reward"] for r in read_jsonl(run / "rewards.jsonl")}
+    kept = set()
+    for f in run.glob("round-*.json"):
+        info = json.loads(f.read_text(encoding="utf-8"))
+        kept |= {(info["round"], p["passage"], p["sample"]) for p in info.get("picks", [])}
+    out = []
+    for s in read_jsonl(run / "samples.jsonl"):
+        if s["set"] != "train":
+            continue
+        words = set(WORD.findall(passages[s["passage"]].context.lower()))
+        for j, c in enumerate(s["completions"]):
+            key = (s["round"], s["passage"], j)
+            if key in rewards:
+                out.append({"round": s["round"], "reward": rewards[key], "words": len(WORD.findall(c)),
+                            "faithful": faithfulness(c, words), "kept": key in kept})
+    return out
+
+
+def report(run: Path, data: Path) -> str:
+    table = rows(run, data)
+    lines = [f"## {run}", "", "| round | samples | reward mean | > 0 | words | faithful (all) | faithful (kept) |",
+             "|---|---|---|---|---|---|---|"]
+    for rnd in sorted({r["round"] for r in table}):
+        rs = [r for r in table if r["round"] == rnd]
+        ks = [r for r in rs if r["kept"]]
+        lines.append(f"| {rnd} | {len(rs)} | {mean(r['reward'] for r in rs):+.3f} | "
+                     f"{sum(r['reward'] > 0 for r in rs) / len(rs):.0%} | {mean(r['words'] for r in rs):.0f} | "
+                     f"{mean(r['faithful'] for r in rs):.3f} | "
+                     f"{mean(r['faithful'] for r in ks) if ks else float('nan'):.3f} |")
+    lines += ["", "| faithfulness | samples | reward mean |", "|---|---|---|"]
+    for lo, hi in BANDS:
+        band = [r["reward"] for r in table if lo <= r["faithful"] < hi]
+        if band:
+            lines.append(f"| {lo:.1f}–{min(hi, 1.0):.1f} | {len(band)} | {mean(band):+.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--data", type=Path, default=TRAIN_DATA)
+    args = ap.parse_args()
+    print("\n".join(report(run, args.data) for run in args.runs))
+
+
+if __name__ == "__main__":
+    main()
