@@ -44,7 +44,7 @@ from teacher.backend import TransformersBackend
 from teacher.config import PolicySettings
 from teacher.policy import attach_policy, detach_policy, train_policy
 from teacher.prompts import FAMILIES
-from teacher.selfedit import Teacher, self_edit_from_completion
+from teacher.selfedit import Teacher, passage_share, self_edit_from_completion
 
 from .benchmarks.runlog import JsonlLog, atomic_write, check_run_file, train_identity
 from .benchmarks.squad import Passage, data_digest
@@ -469,6 +469,7 @@ class Restem:
             pairs, picks = self.kept_pairs(rnd, train, samples, k)
             doc.update(reward_stats=stats(rewards), kept=len(picks),
                        passages_kept=len({x["passage"] for x in picks}), passages=len(train), picks=picks,
+                       grounding=self.grounding(train, samples, k, picks),
                        mean_accuracy=_mean([r["accuracy"] for r in self._round_rewards(rnd)]),
                        passage_accuracy=_mean([r["passage_accuracy"] for r in self._round_rewards(rnd)]))
             doc = self.m_step(rnd, prev, pairs, doc)
@@ -478,6 +479,15 @@ class Restem:
         doc["seconds"] = doc.get("seconds", 0.0) + time.perf_counter() - t0
         self._write_manifest(rnd, doc)
         return doc
+
+    @staticmethod
+    def grounding(passages: list[Passage], samples: dict[int, dict], k: int, picks: list[dict]) -> dict:
+        """Mean :func:`passage_share` of the round's sampled self-edits and of the kept ones: what the M-step
+        pushes the teacher toward, and (next round's ``sampled``) whether it moved."""
+        share = {(p.index, j): passage_share(samples[p.index]["completions"][j], p.context)
+                 for p in passages for j in range(k)}
+        return {"sampled": _mean(share.values()),
+                "kept": _mean(share[(x["passage"], x["sample"])] for x in picks)}
 
     def _round_rewards(self, rnd: int) -> list[dict]:
         return [r for r in self.rewards if r["round"] == rnd]
@@ -493,6 +503,9 @@ def round_line(doc: dict) -> str:
         st = doc.get("reward_stats") or {}
         parts.append(f"reward mean {_f(st.get('mean'))} max {_f(st.get('max'))} over {st.get('n', 0)} self-edits")
         parts.append(f"kept {doc.get('kept', 0)} ({doc.get('passages_kept', 0)}/{doc.get('passages', 0)} passages)")
+        g = doc.get("grounding")
+        if g:
+            parts.append(f"passage words {_share(g['sampled'])} sampled / {_share(g['kept'])} kept")
         parts.append(f"teacher {doc.get('adapter') or 'base'}{'' if doc.get('trained', True) else ' (unchanged)'}")
     else:
         parts.append("untrained teacher")
@@ -506,6 +519,10 @@ def round_line(doc: dict) -> str:
 def _mean(xs) -> float:
     xs = [float(x) for x in xs if x is not None and not math.isnan(float(x))]
     return sum(xs) / len(xs) if xs else math.nan
+
+
+def _share(x) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{x:.0%}"
 
 
 def _f(x) -> str:

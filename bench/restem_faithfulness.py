@@ -9,20 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 from statistics import mean
 
 from agent.benchmarks.squad import load_passages
 from agent.restem_split import TRAIN_DATA
+from teacher.selfedit import passage_share
 
-WORD = re.compile(r"\w+")
 BANDS = ((0.0, 0.4), (0.4, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 1.01))
-
-
-def faithfulness(completion: str, passage_words: set[str]) -> float:
-    words = WORD.findall(completion.lower())
-    return sum(w in passage_words for w in words) / len(words) if words else 0.0
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -48,12 +42,12 @@ def rows(run: Path, data: Path) -> list[dict]:
     for s in read_jsonl(run / "samples.jsonl"):
         if s["set"] != "train":
             continue
-        words = set(WORD.findall(passages[s["passage"]].context.lower()))
+        context = passages[s["passage"]].context
         for j, c in enumerate(s["completions"]):
             key = (s["round"], s["passage"], j)
             if key in rewards:
-                out.append({"round": s["round"], "reward": rewards[key], "words": len(WORD.findall(c)),
-                            "faithful": faithfulness(c, words), "kept": key in kept})
+                out.append({"round": s["round"], "reward": rewards[key], "words": len(c.split()),
+                            "faithful": passage_share(c, context), "kept": key in kept})
     return out
 
 

@@ -12,7 +12,8 @@ _WHERE = {
     "ParseSettings": "config", "TeacherSettings": "config",
     "parse_completion": "parsing", "parse_directives": "parsing", "parse_probes": "parsing",
     "FAMILIES": "prompts", "build_prompt": "prompts",
-    "SelfEdit": "selfedit", "Teacher": "selfedit", "filter_probes": "selfedit", "self_edit_from_completion": "selfedit",
+    "SelfEdit": "selfedit", "Teacher": "selfedit", "filter_probes": "selfedit", "passage_share": "selfedit",
+    "self_edit_from_completion": "selfedit",
 }
 
 __all__ = sorted(_WHERE)

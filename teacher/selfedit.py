@@ -41,6 +41,20 @@ def _norm(s: str) -> str:
     return _WS.sub(" ", s.casefold()).strip()
 
 
+_WORD = re.compile(r"\w+")
+
+
+def passage_share(text: str, passage: str) -> float:
+    """Share of ``text``'s words (case-folded) that occur in ``passage``: 1.0 for a verbatim copy, low for an
+    invented one (0.0 for a text without words). Across ReST-EM runs the self-edits that beat the passage alone
+    were the most grounded ones, so a teacher learning from its rewards shows it as this share rising."""
+    words = _WORD.findall(text.casefold())
+    if not words:
+        return 0.0
+    vocab = set(_WORD.findall(passage.casefold()))
+    return sum(w in vocab for w in words) / len(words)
+
+
 MAX_ANSWER_WORDS = 12  # probes want short, checkable answers
 
 

@@ -17,6 +17,7 @@ from student.adapters import AdapterStore
 from student.config import AnswerSettings, LoraSettings, TrainSettings
 from student.innerloop import CandidateResult
 from teacher.config import PolicySettings
+from teacher.selfedit import passage_share
 from teacher.policy import IGNORE_INDEX, attach_policy, completion_loss, encode_pair, encode_pairs, train_policy
 
 from .conftest import make_tiny_model, make_tiny_tokenizer
@@ -164,6 +165,16 @@ def test_resume_after_a_kill_gives_the_same_run(tmp_path):
     assert full["split"]["heldout_passages"] == 1  # Gamma only
     r1, r2 = full["rounds"][1], full["rounds"][2]
     assert r1["trained"] and r2["trained"] and r2["teacher"] == r1["adapter"] != r2["adapter"] == full["teacher"]
+    # the round summary says how grounded in the passage the sampled and the kept self-edits were
+    samples = [json.loads(x) for x in (opts.out / "samples.jsonl").read_text().splitlines()]
+    contexts = {i: p["context"] for i, p in enumerate(json.loads(opts.data.read_text()))}
+    sampled = [passage_share(c, contexts[s["passage"]]) for s in samples if s["set"] == "train" and s["round"] == 1
+               for c in s["completions"]]
+    kept = [passage_share(next(s for s in samples if s["set"] == "train" and s["round"] == 1
+                               and s["passage"] == x["passage"])["completions"][x["sample"]], contexts[x["passage"]])
+            for x in r1["picks"]]
+    assert r1["grounding"]["sampled"] == pytest.approx(sum(sampled) / len(sampled))
+    assert r1["grounding"]["kept"] == pytest.approx(sum(kept) / len(kept))
     assert AdapterStore(cfg.home / "adapters" / "teacher").meta(r2["adapter"])["parent"] == r1["adapter"]
 
     cfg2, opts2, lt2, ls2 = _setup(tmp_path / "b")

@@ -1,8 +1,10 @@
+import pytest
+
 from teacher.backend import TransformersBackend
 from teacher.config import ParseSettings, TeacherSettings
 from teacher.prompts import build_prompt, probe_prompt
 from teacher.cloze import BLANK, cloze_probes, short_question
-from teacher.selfedit import SelfEdit, Teacher, filter_probes, self_edit_from_completion
+from teacher.selfedit import SelfEdit, Teacher, filter_probes, passage_share, self_edit_from_completion
 
 T = "Super Bowl 50"
 P = ("Super Bowl 50 was played on February 7, 2016, at Levi's Stadium in Santa Clara. "
@@ -77,6 +79,16 @@ def test_filter_probes():
                                                 ("Where was it played?", "Levi's   Stadium"),
                                                 ("How many points did Carolina score?", "10")]
     assert filter_probes([("Who?", "Von")], P) == [("Who?", "Von")] and filter_probes([("Who?", "Mill")], P) == []
+
+
+def test_passage_share():
+    passage = "The Denver Broncos defeated the Carolina Panthers 24-10."
+    assert passage_share(passage, passage) == 1.0
+    # denver, the, panthers occur (case-folded); beat, in, paris do not
+    assert passage_share("denver BEAT the Panthers in Paris", passage) == pytest.approx(3 / 6)
+    assert passage_share("Broncos 24, Panthers 10", passage) == 1.0  # numbers are words too
+    assert passage_share("Zorblat glimmers", passage) == 0.0
+    assert passage_share("- * ...", passage) == 0.0  # no words at all
 
 
 def test_make_probes_keeps_answers_found_in_passage(tiny_tokenizer):

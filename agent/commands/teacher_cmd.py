@@ -70,14 +70,16 @@ def train(ctx: typer.Context,
     def human(console):
         from rich.table import Table
         table = Table(title=f"ReST-EM ({doc['out']})")
-        for col in ("round", "reward\nmean", "reward\nmax", "kept\n(passages)", "held-out\nacc", "passage-\nonly",
-                    "min"):
+        for col in ("round", "reward\nmean", "reward\nmax", "kept\n(passages)", "passage words\nsampled/kept",
+                    "held-out\nacc", "passage-\nonly", "min"):
             table.add_column(col, justify="right", no_wrap=True)
         for r in doc["rounds"]:
             st_ = r.get("reward_stats") or {}
             h = r.get("heldout") or {}
             kept = f"{r.get('kept', 0)} ({r.get('passages_kept', 0)}/{r.get('passages', 0)})" if r["round"] else ""
-            table.add_row(str(r["round"]), _f(st_.get("mean")), _f(st_.get("max")), kept,
+            g = r.get("grounding") or {}
+            words = f"{_f(g.get('sampled'), '{:.0%}')}/{_f(g.get('kept'), '{:.0%}')}" if g else ""
+            table.add_row(str(r["round"]), _f(st_.get("mean")), _f(st_.get("max")), kept, words,
                           _f(h.get("accuracy"), "{:.3f}"), _f(h.get("passage_accuracy"), "{:.3f}"),
                           _f((r.get("seconds") or math.nan) / 60, "{:.1f}"))
         console.print(table)
