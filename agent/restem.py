@@ -394,7 +394,8 @@ class Restem:
                 "base_model": self.cfg.models.teacher, "self": self.opts.self_mode, "reward": self.opts.reward,
                 "keep": self.opts.keep, "policy": dataclasses.asdict(self.policy), "pairs": result.pairs,
                 "losses": result.losses, "reward_stats": doc.get("reward_stats"), "kept": doc.get("kept"),
-                "run": str(self.out), "train_titles": self.split.train_titles})
+                "run": str(self.out), "train_titles": self.split.train_titles,
+                "rebuilt_from": doc.get("rebuilt_from")})
             self.teacher.version = adapter  # the attached weights are now this version's
             doc["policy_train"] = {"steps": result.steps, "pairs": result.pairs, "dropped": result.dropped,
                                    "loss_first": result.losses[0] if result.losses else None,
@@ -402,6 +403,30 @@ class Restem:
                                    "seconds": result.seconds}
         doc.update(status="trained", adapter=adapter, trained=True)
         doc.pop("adapter_pending", None)
+        self._write_manifest(rnd, doc)
+        return doc
+
+    def rebuild(self, rnd: int, prev: str, doc: dict) -> dict:
+        """A finished round whose teacher version is not in this home's store (the run folder was carried to
+        another machine, or the version was deleted): its M-step again, from the kept self-edits the run logged
+        (the same pairs, the same seed), saved as a new version; the manifest keeps the lost id as
+        ``rebuilt_from``. The next round then continues from the rebuilt version."""
+        train, k = self.split.train, self.opts.samples
+        samples = {p.index: self.samples.get(("train", rnd, p.index)) for p in train}
+        lost = doc["adapter"]
+        if any(v is None for v in samples.values()):
+            raise BadInput(f"{self.out}: round {rnd}'s teacher {lost} is not in {self.store.root} and its "
+                           "self-edits are not all logged in samples.jsonl; it cannot be rebuilt")
+        pairs, picks = self.kept_pairs(rnd, train, samples, k)
+        if picks != doc.get("picks"):
+            raise BadInput(f"{self.manifest_path(rnd)}: the kept self-edits differ from rewards.jsonl; "
+                           f"round {rnd}'s teacher {lost} cannot be rebuilt")
+        self.emit(Message("warning", f"round {rnd}: teacher {lost} is not in {self.store.root}; rebuilding it "
+                                     f"from the run's {len(pairs)} kept self-edits"))
+        doc = {key: v for key, v in doc.items() if key != "adapter"}
+        doc.update(status="training", rebuilt_from=lost)
+        doc = self.m_step(rnd, prev, pairs, doc)
+        doc["status"] = "done"
         self._write_manifest(rnd, doc)
         return doc
 
@@ -442,6 +467,8 @@ class Restem:
             doc = self.manifest(rnd) or {"round": rnd, "status": "sampling", "teacher": prev}
             if doc["status"] != "done":
                 doc = self._round(rnd, prev, doc)
+            elif doc.get("trained") and doc["adapter"] not in self.store:
+                doc = self.rebuild(rnd, prev, doc)
             summaries.append(doc)
             self._say(doc)
             prev = doc["adapter"]

@@ -222,6 +222,34 @@ def test_resume_after_a_kill_gives_the_same_run(tmp_path):
                load_student=ls2).prepare()
 
 
+def test_a_run_carried_to_another_home_rebuilds_its_teachers(tmp_path):
+    """The run folder is the record: in a home without its teacher versions, a re-run trains each finished
+    round's M-step again from the logged kept self-edits (nothing is sampled or evaluated again) and gets the
+    same weights under new ids."""
+    from safetensors.torch import load_file
+
+    cfg, opts, load_teacher, load_student = _setup(tmp_path / "a", eval_passages=0)
+    first = Restem(cfg, opts, load_teacher=load_teacher, load_student=load_student).prepare().run()
+    old = [r["adapter"] for r in first["rounds"]]
+    cfg_b = Config(**{**cfg.__dict__, "home": tmp_path / "b" / "home"})
+    records = []
+    again = Restem(cfg_b, opts, load_teacher=load_teacher, load_student=load_student,
+                   on_record=lambda log, rec: records.append(log)).prepare().run()
+    assert records == []  # no self-edit sampled, no candidate evaluated
+    new = [r["adapter"] for r in again["rounds"]]
+    assert [r["rebuilt_from"] for r in again["rounds"]] == old and not set(new) & set(old)
+    assert again["teacher"] == new[-1] and again["rounds"][1]["teacher"] == old[0]  # round 2 sampled from the old
+    store_a, store_b = (AdapterStore(c.home / "adapters" / "teacher") for c in (cfg, cfg_b))
+    assert store_b.meta(new[1])["parent"] == new[0] and store_b.meta(new[0])["rebuilt_from"] == old[0]
+    for a, b in zip(old, new):
+        wa = load_file(store_a.path(a) / "adapter_model.safetensors")
+        wb = load_file(store_b.path(b) / "adapter_model.safetensors")
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    # a third run finds both versions and does nothing
+    Restem(cfg_b, opts, load_teacher=load_teacher, load_student=load_student).prepare().run()
+    assert store_b.ids() == new
+
+
 def test_exported_version_loads_with_peft_and_changes_generation(tmp_path, capsys):
     cfg, opts, load_teacher, load_student = _setup(tmp_path, rounds=1, eval_passages=0)
     doc = Restem(cfg, opts, load_teacher=load_teacher, load_student=load_student).prepare().run()

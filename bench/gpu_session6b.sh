@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Session 6, second machine (issue 5). The first machine (bench/gpu_session6.sh) was taken back at the 30-minute
+# hold limit with the run's logs saved but its teacher versions lost, and two of its held-out jobs killed by
+# CUDA OOM beside the group-256 training process. This job carries the logs back (.d_runs/runs.tgz), lets
+# `teacher train` rebuild rounds 1-2's teachers from the logged kept self-edits (agent/restem.py: Restem.rebuild),
+# and then computes the missing held-out rows with no training process beside them:
+#   the fixed rows' second shard (base, passage, untrained teacher, GPT-4.1; its first shard came back), and the
+#   rebuilt round-1 and round-2 teachers on all 167 held-out passages (3 self-edits per passage, 1 seed).
+#   call 1: carry .stage1; call 2: carry .stage2 (source bench/gpu_stage.sh in both)
+#   call 3: carry .stage3 .gpu_src .d_runs:
+#     source bench/gpu_stage.sh && bash .gpu_src/bench/gpu_session6b.sh launch && bash .gpu_src/bench/gpu_session6b.sh wait 420
+#   later calls:  bash /root/repo/bench/gpu_session6b.sh wait 540
+set -u
+R=/root/runs
+cmd=${1:-}
+if [ "$cmd" = launch ]; then
+  mkdir -p $R /root/repo
+  cp -a .gpu_src/. /root/repo/
+  tar xzf .d_runs/runs.tgz -C $R && rm -f $R/ALL_DONE
+  (cd /root/repo && setsid nohup bash bench/gpu_session6b.sh jobs >$R/jobs-b.log 2>&1 < /dev/null &)
+  sleep 2; echo launched; exit 0
+fi
+if [ "$cmd" = wait ]; then
+  end=$((SECONDS + ${2:-500}))
+  while [ $SECONDS -lt $end ] && [ ! -f $R/ALL_DONE ]; do sleep 5; done
+  cd $R
+  for f in D/rewards.jsonl D-held/results.jsonl D-held/selfedits.jsonl; do [ -f "$f" ] && echo "$f: $(grep -c . $f)"; done
+  tail -n 12 jobs-b.log; [ -f ALL_DONE ] && echo ALL_DONE
+  nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
+  tar czf "$OUT/runs.tgz" --exclude='*.safetensors' -C $R .
+  [ -d /root/home/adapters/teacher ] && tar czf "$OUT/teacher.tgz" --exclude='*.safetensors' -C /root/home/adapters teacher
+  ls -la "$OUT"; exit 0
+fi
+[ "$cmd" = jobs ] || { echo "usage: gpu_session6b.sh launch | wait SECONDS | jobs"; exit 2; }
+
+export PYTHONPATH=/tmp/site:/root/repo PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+export SEAL_AGENT_STUDENT_MODEL=/root/stage/smol SEAL_AGENT_TEACHER_MODEL=/root/stage/smol SEAL_AGENT_HOME=/root/home
+seal() { python3 -m agent.cli "$@"; }
+held() {  # LOG CONDITIONS [--shard I/N]
+  local log=$1 cond=$2; shift 2
+  seal bench knowledge --device cuda --subset $R/D/heldout.json --seeds 1 --k 3 --group 64 --conditions "$cond" \
+    --out $R/D-held "$@" >$R/$log.log 2>&1
+  echo "held-out $log done $(date)"
+}
+echo "start $(date)"
+held fixed-b base,passage,teacher,ref:gpt4.1 --shard 1/2 &
+seal --set policy.epochs=6 --set policy.lr=5e-4 teacher train --device cuda --passages 193 --samples 5 --seeds 2 \
+  --rounds 2 --group 256 --reward contains --keep best --out $R/D >$R/D-rebuild.log 2>&1
+echo "rebuilt $(date)"
+for r in 1 2; do
+  a=$(python3 -c "import json; print(json.load(open('$R/D/round-$r.json')).get('adapter', ''))")
+  echo "round $r teacher $a (rebuilt from $(python3 -c "import json; print(json.load(open('$R/D/round-$r.json')).get('rebuilt_from'))"))"
+  echo "$a" >>$R/D-rebuilt.ids
+  held R$r-rebuilt "teacher:$a" &
+done
+wait
+echo "all done $(date)"
+touch $R/ALL_DONE
