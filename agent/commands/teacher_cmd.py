@@ -68,9 +68,12 @@ def train(ctx: typer.Context,
         doc = Restem(cfg, opts, emit=emit).prepare().run()
 
     def human(console):
+        from rich import box
         from rich.table import Table
-        table = Table(title=f"ReST-EM ({doc['out']})")
-        for col in ("round", "reward\nmean", "reward\nmax", "kept\n(passages)", "passage words\nsampled/kept",
+        table = Table(title=f"ReST-EM ({doc['out']})", box=box.SIMPLE_HEAD,  # fits 80 columns (logs)
+                      caption="words in passage: share of the self-edits' words found in their passage, "
+                              "sampled / kept")
+        for col in ("round", "reward\nmean", "reward\nmax", "kept\n(passages)", "words in\npassage",
                     "held-out\nacc", "passage-\nonly", "min"):
             table.add_column(col, justify="right", no_wrap=True)
         for r in doc["rounds"]:
