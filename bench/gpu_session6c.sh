@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Session 6, third machine (issue 5): is the teacher's sampling temperature a lever? The untrained teacher's
+# self-edits at temperature 0.7 and 0.3 (every run so far sampled at 1.0) on the same 167 held-out passages, 3
+# self-edits per passage, 1 seed: compare with the temperature-1.0 row of bench/results/restem-h200-session6
+# (python3 bench/compare_engines.py A B --condition teacher:implications: a paired bootstrap over passages).
+#   call 1: carry .stage1; call 2: carry .stage2 (source bench/gpu_stage.sh in both)
+#   call 3: carry .stage3 .gpu_src .d_runs (.d_runs/heldout.json: the run's held-out passages):
+#     source bench/gpu_stage.sh && bash .gpu_src/bench/gpu_session6c.sh launch && bash .gpu_src/bench/gpu_session6c.sh wait 420
+#   later calls:  bash /root/repo/bench/gpu_session6c.sh wait 540
+set -u
+R=/root/runs
+cmd=${1:-}
+if [ "$cmd" = launch ]; then
+  mkdir -p $R /root/repo && cp -a .gpu_src/. /root/repo/ && cp .d_runs/heldout.json $R/heldout.json
+  (cd /root/repo && setsid nohup bash bench/gpu_session6c.sh jobs >$R/jobs-c.log 2>&1 < /dev/null &)
+  sleep 2; echo launched; exit 0
+fi
+if [ "$cmd" = wait ]; then
+  end=$((SECONDS + ${2:-500}))
+  while [ $SECONDS -lt $end ] && [ ! -f $R/ALL_DONE ]; do sleep 5; done
+  cd $R
+  for f in */results.jsonl */selfedits.jsonl; do [ -f "$f" ] && echo "$f: $(grep -c . $f)"; done
+  tail -n 6 jobs-c.log; [ -f ALL_DONE ] && echo ALL_DONE
+  tar czf "$OUT/runs.tgz" -C $R . && ls -la "$OUT"; exit 0
+fi
+[ "$cmd" = jobs ] || { echo "usage: gpu_session6c.sh launch | wait SECONDS | jobs"; exit 2; }
+
+export PYTHONPATH=/tmp/site:/root/repo PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+export SEAL_AGENT_STUDENT_MODEL=/root/stage/smol SEAL_AGENT_TEACHER_MODEL=/root/stage/smol SEAL_AGENT_HOME=/root/home
+echo "start $(date)"
+for t in 0.7 0.3; do
+  python3 -m agent.cli --set teacher.temperature=$t bench knowledge --device cuda --subset $R/heldout.json --seeds 1 \
+    --k 3 --group 64 --conditions teacher --out $R/T$t >$R/T$t.log 2>&1 &
+done
+wait
+echo "all done $(date)"
+touch $R/ALL_DONE
