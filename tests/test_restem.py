@@ -297,3 +297,38 @@ def test_self_mode_rewards_round_two_on_the_merged_teacher(tmp_path):
     assert {s for s, _ in baselines} == {0, 1}  # passage-only recomputed on round 1's merged teacher
     # the merged student differs from the plain teacher base: the same candidate scores differently
     assert any(baselines[(0, p)]["nll"] != baselines[(1, p)]["nll"] for _, p in baselines)
+
+
+def test_train_table_fits_80_columns(tmp_path, monkeypatch, capsys):
+    """`teacher train`'s summary table, as a log file gets it (80 columns): every cell whole."""
+    import agent.restem as restem
+
+    doc = {"out": str(tmp_path / "run"), "teacher": "t-2", "rounds": [
+        {"round": 1, "reward_stats": {"mean": -0.079, "max": 0.375}, "kept": 71, "passages_kept": 71,
+         "passages": 193, "grounding": {"sampled": 0.371, "kept": 0.379}, "adapter": "t-1", "trained": True,
+         "seconds": 833.4, "heldout": {"accuracy": 0.111, "passage_accuracy": 0.183}},
+        {"round": 2, "reward_stats": {"mean": -0.078, "max": 0.5}, "kept": 78, "passages_kept": 78,
+         "passages": 193, "grounding": {"sampled": 0.411, "kept": 0.416}, "adapter": "t-2", "trained": True,
+         "seconds": 614.0}],
+        "split": {"train_passages": 193, "train_passage_titles": ["Rhine"], "heldout_passages": 167,
+                  "heldout_file": str(tmp_path / "run" / "heldout.json")}}
+
+    class Finished:  # a run that has already finished: only the report is rendered
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def prepare(self):
+            return self
+
+        def run(self):
+            return doc
+
+    monkeypatch.setattr(restem, "Restem", Finished)
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit) as e:
+        main(["--home", str(tmp_path / "home"), "teacher", "train", "--out", doc["out"]])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "…" not in out
+    row1 = next(line for line in out.splitlines() if line.split()[:1] == ["1"])
+    assert row1.split() == ["1", "-0.079", "+0.375", "71", "(71/193)", "37%/38%", "0.111", "0.183", "13.9"]
+    assert max(len(line) for line in out.splitlines()) <= 80

@@ -70,7 +70,7 @@ def train(ctx: typer.Context,
     def human(console):
         from rich import box
         from rich.table import Table
-        table = Table(title=f"ReST-EM ({doc['out']})", box=box.SIMPLE_HEAD,  # fits 80 columns (logs)
+        table = Table(title=f"ReST-EM ({doc['out']})", box=box.SIMPLE_HEAD, pad_edge=False,  # 80 columns
                       caption="words in passage: share of the self-edits' words found in their passage, "
                               "sampled / kept")
         for col in ("round", "reward\nmean", "reward\nmax", "kept\n(passages)", "words in\npassage",
