@@ -532,7 +532,7 @@ def round_line(doc: dict) -> str:
         parts.append(f"kept {doc.get('kept', 0)} ({doc.get('passages_kept', 0)}/{doc.get('passages', 0)} passages)")
         g = doc.get("grounding")
         if g:
-            parts.append(f"passage words {_share(g['sampled'])} sampled / {_share(g['kept'])} kept")
+            parts.append(f"passage words {_f(g['sampled'], '{:.0%}')} sampled / {_f(g['kept'], '{:.0%}')} kept")
         parts.append(f"teacher {doc.get('adapter') or 'base'}{'' if doc.get('trained', True) else ' (unchanged)'}")
     else:
         parts.append("untrained teacher")
@@ -548,12 +548,8 @@ def _mean(xs) -> float:
     return sum(xs) / len(xs) if xs else math.nan
 
 
-def _share(x) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{x:.0%}"
-
-
-def _f(x) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.3f}"
+def _f(x, fmt: str = "{:+.3f}") -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
 
 
 __all__ = ["Restem", "RestemOptions", "round_line", "teacher_store"]

@@ -20,7 +20,9 @@ BANDS = ((0.0, 0.4), (0.4, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 1.01))
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """The records of a log; a torn line (a copy taken while a writer was appending) is skipped."""
+    """The records of a log; a torn line is skipped. More lenient than agent.benchmarks.runlog.JsonlLog on
+    purpose: session 5's shipped A/samples.jsonl has one torn line in the middle (line 39), which JsonlLog
+    refuses."""
     out = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
