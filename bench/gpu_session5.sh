@@ -4,7 +4,8 @@
 #   staging (bench/gpu_stage.sh, folders made by bench/make_stage.sh), then (carry .gpu_src):
 #     bash .gpu_src/bench/gpu_session5.sh launch && bash .gpu_src/bench/gpu_session5.sh wait 500
 #   later calls:  bash /root/repo/bench/gpu_session5.sh wait 540
-# .gpu_src: `git archive HEAD` of the code, so a half-edited working tree never reaches the job.
+# .gpu_src: `git archive HEAD` of the code (bench/gpu_job.sh included), so a half-edited working tree never
+# reaches the job.
 # (Session 5 staged the model as two halves and all-MiniLM-L6-v2 beside .gpu_src; the tracked files have grown
 # since, so the model now travels in three parts.)
 # GPUs 0-2: ReST-EM variants (issue 5), 2 rounds x 50 passages x 2 seeds each, then both trained teachers on the
@@ -14,27 +15,14 @@
 #   C: contains reward, keep every positive self-edit, 8 samples per passage, the same M-step as A
 # GPU 3: the forgetting sweep (issue 6), T=8 x 4 orders, update route and continue, no replay
 set -u
-R=/root/runs
-cmd=${1:-}
-if [ "$cmd" = launch ]; then
-  mkdir -p $R /root/repo /root/stage
-  cp -a .gpu_src/. /root/repo/
+source "$(dirname "$0")/gpu_job.sh"  # launch / wait (R=/root/runs)
+JOB_LOG=jobs.log COUNTED="*/rewards.jsonl */results.jsonl */runs.jsonl"
+before_launch() {
+  mkdir -p /root/stage
   [ -d /root/stage/minilm ] || cp -a .stage3/minilm /root/stage/
   nvidia-smi --query-gpu=index,name,memory.total --format=csv
-  (cd /root/repo && setsid nohup bash bench/gpu_session5.sh jobs >$R/jobs.log 2>&1 < /dev/null &)
-  sleep 2; echo launched; exit 0
-fi
-if [ "$cmd" = wait ]; then
-  end=$((SECONDS + ${2:-500}))
-  while [ $SECONDS -lt $end ] && [ ! -f $R/ALL_DONE ]; do sleep 5; done
-  cd $R
-  for f in */rewards.jsonl */results.jsonl */runs.jsonl; do echo "$f: $(grep -c . $f)"; done
-  tail -n 6 jobs.log; [ -f ALL_DONE ] && echo ALL_DONE
-  tar czf "$OUT/runs.tgz" --exclude='*.safetensors' -C $R .
-  [ -d /root/home/adapters/teacher ] && tar czf "$OUT/teacher.tgz" --exclude='*.safetensors' -C /root/home/adapters teacher
-  ls -la "$OUT"; exit 0
-fi
-[ "$cmd" = jobs ] || { echo "usage: gpu_session5.sh launch | wait SECONDS | jobs"; exit 2; }
+}
+gpu_job "$0" "$@"
 
 # ---- the jobs (run from /root/repo, detached) -------------------------------------------------------------------
 export PYTHONPATH=/tmp/site:/root/repo PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2

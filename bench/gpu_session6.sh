@@ -4,7 +4,8 @@
 #   staging (bench/gpu_stage.sh, folders made by bench/make_stage.sh); the third staging call also carries .gpu_src:
 #     bash .gpu_src/bench/gpu_session6.sh launch && bash .gpu_src/bench/gpu_session6.sh wait 420
 #   later calls:  bash /root/repo/bench/gpu_session6.sh wait 560
-# .gpu_src: `git archive HEAD` of the code, so a half-edited working tree never reaches the job.
+# .gpu_src: `git archive HEAD` of the code (bench/gpu_job.sh included), so a half-edited working tree never
+# reaches the job.
 #
 # What runs, side by side on the one GPU (the inner loop is launch-bound, so processes overlap well):
 #   D:      ReST-EM variant A of session 5 (contains reward, keep best, M-step 6 epochs at lr 5e-4) on the whole
@@ -14,27 +15,10 @@
 #           base, passage, the untrained teacher and GPT-4.1 at once; each trained teacher as soon as its round
 #           has finished (two shards each).
 set -u
-R=/root/runs
-cmd=${1:-}
-if [ "$cmd" = launch ]; then
-  mkdir -p $R /root/repo
-  cp -a .gpu_src/. /root/repo/
-  nvidia-smi --query-gpu=index,name,memory.total --format=csv
-  (cd /root/repo && setsid nohup bash bench/gpu_session6.sh jobs >$R/jobs.log 2>&1 < /dev/null &)
-  sleep 2; echo launched; exit 0
-fi
-if [ "$cmd" = wait ]; then
-  end=$((SECONDS + ${2:-500}))
-  while [ $SECONDS -lt $end ] && [ ! -f $R/ALL_DONE ]; do sleep 5; done
-  cd $R
-  for f in */rewards.jsonl */evals.jsonl */results.jsonl; do [ -f "$f" ] && echo "$f: $(grep -c . $f)"; done
-  tail -n 12 jobs.log; [ -f ALL_DONE ] && echo ALL_DONE
-  nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
-  tar czf "$OUT/runs.tgz" --exclude='*.safetensors' -C $R .
-  [ -d /root/home/adapters/teacher ] && tar czf "$OUT/teacher.tgz" --exclude='*.safetensors' -C /root/home/adapters teacher
-  ls -la "$OUT"; exit 0
-fi
-[ "$cmd" = jobs ] || { echo "usage: gpu_session6.sh launch | wait SECONDS | jobs"; exit 2; }
+source "$(dirname "$0")/gpu_job.sh"  # launch / wait (R=/root/runs)
+JOB_LOG=jobs.log COUNTED="*/rewards.jsonl */evals.jsonl */results.jsonl"
+before_launch() { nvidia-smi --query-gpu=index,name,memory.total --format=csv; }
+gpu_job "$0" "$@"
 
 # ---- the jobs (run from /root/repo, detached) -------------------------------------------------------------------
 export PYTHONPATH=/tmp/site:/root/repo PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2

@@ -10,28 +10,13 @@
 #   call 3: carry .stage3 .gpu_src .d_runs:
 #     source bench/gpu_stage.sh && bash .gpu_src/bench/gpu_session6b.sh launch && bash .gpu_src/bench/gpu_session6b.sh wait 420
 #   later calls:  bash /root/repo/bench/gpu_session6b.sh wait 540
+# .gpu_src: `git archive HEAD` of agent, student, teacher, tui, pyproject.toml and bench/gpu_*.sh (the harness,
+# bench/gpu_job.sh, included).
 set -u
-R=/root/runs
-cmd=${1:-}
-if [ "$cmd" = launch ]; then
-  mkdir -p $R /root/repo
-  cp -a .gpu_src/. /root/repo/
-  tar xzf .d_runs/runs.tgz -C $R && rm -f $R/ALL_DONE
-  (cd /root/repo && setsid nohup bash bench/gpu_session6b.sh jobs >$R/jobs-b.log 2>&1 < /dev/null &)
-  sleep 2; echo launched; exit 0
-fi
-if [ "$cmd" = wait ]; then
-  end=$((SECONDS + ${2:-500}))
-  while [ $SECONDS -lt $end ] && [ ! -f $R/ALL_DONE ]; do sleep 5; done
-  cd $R
-  for f in D/rewards.jsonl D-held/results.jsonl D-held/selfedits.jsonl; do [ -f "$f" ] && echo "$f: $(grep -c . $f)"; done
-  tail -n 12 jobs-b.log; [ -f ALL_DONE ] && echo ALL_DONE
-  nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
-  tar czf "$OUT/runs.tgz" --exclude='*.safetensors' -C $R .
-  [ -d /root/home/adapters/teacher ] && tar czf "$OUT/teacher.tgz" --exclude='*.safetensors' -C /root/home/adapters teacher
-  ls -la "$OUT"; exit 0
-fi
-[ "$cmd" = jobs ] || { echo "usage: gpu_session6b.sh launch | wait SECONDS | jobs"; exit 2; }
+source "$(dirname "$0")/gpu_job.sh"  # launch / wait (R=/root/runs)
+JOB_LOG=jobs-b.log COUNTED="D/rewards.jsonl D-held/results.jsonl D-held/selfedits.jsonl"
+before_launch() { tar xzf .d_runs/runs.tgz -C $R && rm -f $R/ALL_DONE; }
+gpu_job "$0" "$@"
 
 export PYTHONPATH=/tmp/site:/root/repo PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
 export SEAL_AGENT_STUDENT_MODEL=/root/stage/smol SEAL_AGENT_TEACHER_MODEL=/root/stage/smol SEAL_AGENT_HOME=/root/home

@@ -7,23 +7,13 @@
 #   call 3: carry .stage3 .gpu_src .d_runs (.d_runs/heldout.json: the run's held-out passages):
 #     source bench/gpu_stage.sh && bash .gpu_src/bench/gpu_session6c.sh launch && bash .gpu_src/bench/gpu_session6c.sh wait 420
 #   later calls:  bash /root/repo/bench/gpu_session6c.sh wait 540
+# .gpu_src: `git archive HEAD` of agent, student, teacher, tui, pyproject.toml and bench/gpu_*.sh (the harness,
+# bench/gpu_job.sh, included).
 set -u
-R=/root/runs
-cmd=${1:-}
-if [ "$cmd" = launch ]; then
-  mkdir -p $R /root/repo && cp -a .gpu_src/. /root/repo/ && cp .d_runs/heldout.json $R/heldout.json
-  (cd /root/repo && setsid nohup bash bench/gpu_session6c.sh jobs >$R/jobs-c.log 2>&1 < /dev/null &)
-  sleep 2; echo launched; exit 0
-fi
-if [ "$cmd" = wait ]; then
-  end=$((SECONDS + ${2:-500}))
-  while [ $SECONDS -lt $end ] && [ ! -f $R/ALL_DONE ]; do sleep 5; done
-  cd $R
-  for f in */results.jsonl */selfedits.jsonl; do [ -f "$f" ] && echo "$f: $(grep -c . $f)"; done
-  tail -n 6 jobs-c.log; [ -f ALL_DONE ] && echo ALL_DONE
-  tar czf "$OUT/runs.tgz" -C $R . && ls -la "$OUT"; exit 0
-fi
-[ "$cmd" = jobs ] || { echo "usage: gpu_session6c.sh launch | wait SECONDS | jobs"; exit 2; }
+source "$(dirname "$0")/gpu_job.sh"  # launch / wait (R=/root/runs)
+JOB_LOG=jobs-c.log COUNTED="*/results.jsonl */selfedits.jsonl"
+before_launch() { cp .d_runs/heldout.json $R/heldout.json; }
+gpu_job "$0" "$@"
 
 export PYTHONPATH=/tmp/site:/root/repo PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
 export SEAL_AGENT_STUDENT_MODEL=/root/stage/smol SEAL_AGENT_TEACHER_MODEL=/root/stage/smol SEAL_AGENT_HOME=/root/home
