@@ -57,6 +57,22 @@ class IngestSettings:
             raise ValueError("ingest.route_threshold must be in [-1, 1]")
 
 
+LINES = ("mixed", "beside")
+
+
+@dataclass
+class AbsorbSettings:
+    """How an update joins a self-edit's lines to its passage (ingest, ``bench knowledge``, ReST-EM rewards)."""
+
+    lines: str = "mixed"           # mixed (SEAL): one batch plan over the lines and the passage | beside: the passage
+                                   # keeps its own schedule (as if learned alone) and each step adds
+                                   # train.side_weight x the mean NLL of its share of the lines
+
+    def __post_init__(self) -> None:
+        if self.lines not in LINES:
+            raise ValueError(f"absorb.lines must be one of {', '.join(LINES)}, got {self.lines!r}")
+
+
 @dataclass
 class ReplaySettings:
     strategy: str = "reservoir"    # none | reservoir | mixed
@@ -73,6 +89,7 @@ class Config:
     parse: ParseSettings = field(default_factory=ParseSettings)
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
+    absorb: AbsorbSettings = field(default_factory=AbsorbSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     replay: ReplaySettings = field(default_factory=ReplaySettings)

@@ -11,6 +11,9 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from teacher.parsing import passage_text
+
+from .absorb import split_update
 from .core import Agent, new_edit_id
 from .documents import Document, chunk_text, read_documents
 from .errors import BadInput, Cancelled
@@ -182,7 +185,10 @@ class Ingest:
                 self.check_cancel()
                 emit(TrainStep(step, total, epoch, loss))
 
-            result = student.absorb(texts, settings, replay=replay.texts, on_step=on_step, anchor=replay.anchor)
+            own = [passage_text(doc.title, c, cfg.parse) for c in chunks]
+            planned, side = split_update(texts, own, cfg.absorb)  # [absorb] lines: the lines beside the passage?
+            result = student.absorb(planned, settings, replay=side + replay.texts, on_step=on_step,
+                                    anchor=replay.anchor)
             self.check_cancel()
             if route:
                 pending = Pending(doc.doc_id, agent.memory.embed(chunks), student.state())

@@ -42,10 +42,12 @@ from student.adapters import AdapterStore
 from student.innerloop import Candidate, evaluate
 from teacher.backend import TransformersBackend
 from teacher.config import PolicySettings
+from teacher.parsing import passage_text
 from teacher.policy import attach_policy, detach_policy, train_policy
 from teacher.prompts import FAMILIES
 from teacher.selfedit import Teacher, passage_share, self_edit_from_completion
 
+from .absorb import fingerprint as absorb_fingerprint, split_update
 from .benchmarks.runlog import JsonlLog, atomic_write, check_run_file, train_identity
 from .benchmarks.squad import Passage, data_digest
 from .config import Config
@@ -225,7 +227,8 @@ class Restem:
                 "train_titles": self.split.train_titles, "samples": o.samples, "seeds": self.seeds,
                 "reward": o.reward, "keep": o.keep, "self": o.self_mode, "family": self.family,
                 "gen_batch": o.gen_batch, "teacher": teacher, "parse": asd(c.parse), "lora": asd(c.lora),
-                "train": train_identity(c.train), "answer": asd(c.answer),
+                "train": train_identity(c.train), **absorb_fingerprint(c.absorb, c.train.side_weight),
+                "answer": asd(c.answer),
                 "policy": asd(self.policy),
                 "models": {"teacher": c.models.teacher, "student": c.models.student, "dtype": c.models.dtype}}
 
@@ -316,7 +319,7 @@ class Restem:
                                engine=self.opts.engine, group=g)
             for (head, cand), res in zip(pending, results):
                 self._append(self.evals, "evals", {
-                    **head, "texts": len(cand.texts), "accuracy": res.accuracy, "f1": res.f1, "em": res.em,
+                    **head, "texts": len(cand.texts) + len(cand.side), "accuracy": res.accuracy, "f1": res.f1, "em": res.em,
                     "nll": res.nll, "steps": res.steps, "tokens": res.tokens, "seconds": res.seconds,
                     "loss_last": res.losses[-1] if res.losses else None, "answers": res.answers})
                 done += 1
@@ -326,7 +329,9 @@ class Restem:
 
     def _candidate(self, head: dict, texts: list[str], p: Passage, seed: int) -> Candidate:
         tag = ":".join(f"{k}{head[k]}" for k in ("set", "kind", "round", "student", "passage", "sample", "seed"))
-        return Candidate(texts, list(p.questions), list(p.golds), dataclasses.replace(self.cfg.train, seed=seed), tag)
+        planned, side = split_update(texts, [passage_text(p.title, p.context, self.cfg.parse)], self.cfg.absorb)
+        return Candidate(planned, list(p.questions), list(p.golds), dataclasses.replace(self.cfg.train, seed=seed),
+                         tag, side)
 
     def _scores(self, set_: str, kind: str, rnd: int, sv: int, p: int, j: int) -> dict[int, Score]:
         found = {}

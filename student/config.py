@@ -42,6 +42,8 @@ class TrainSettings:
     autocast: str = "auto"  # auto (bf16 autocast for float32 models on CPUs with native bf16) | bf16 | off
     anchor_weight: float = 5.0  # weight of the KL-to-base term on anchor (general) texts, when any are given
     anchor_batch: int = 2       # anchor texts per step
+    side_weight: float = 1.0    # weight of the side texts' mean NLL in each step (replay, or a self-edit's lines
+                                # learned beside the passage's own schedule)
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -52,6 +54,8 @@ class TrainSettings:
             raise ValueError(f"autocast must be one of {AUTOCAST}, got {self.autocast!r}")
         if self.anchor_weight < 0 or self.anchor_batch <= 0:
             raise ValueError("need anchor_weight >= 0 and anchor_batch > 0")
+        if self.side_weight < 0:
+            raise ValueError(f"side_weight must be >= 0, got {self.side_weight}")
         if not 0.0 <= self.warmup_ratio <= 1.0:
             raise ValueError(f"warmup_ratio must be in [0, 1], got {self.warmup_ratio}")
 

@@ -45,6 +45,8 @@ class Candidate:
     golds: list[str]
     settings: TrainSettings = field(default_factory=TrainSettings)  # lr / epochs / seed ... per candidate
     tag: str = ""  # caller's label (e.g. "passage:12:seed0")
+    side: list[str] = field(default_factory=list)  # learned beside ``texts``: each step adds settings.side_weight
+                                                   # x their mean NLL (a self-edit's lines beside its passage)
 
     def __post_init__(self) -> None:
         if len(self.questions) != len(self.golds):
@@ -136,7 +138,7 @@ def evaluate_sequential(
         for done, cand in enumerate(candidates, 1):
             start = time.perf_counter()
             student.reset(cand.settings.seed)
-            train = student.absorb(cand.texts, cand.settings) if cand.texts else TrainResult()
+            train = student.absorb(cand.texts, cand.settings, replay=cand.side) if cand.texts else TrainResult()
             answers = student.answer(cand.questions) if cand.questions else []
             nlls = student.answer_nll(cand.questions, cand.golds) if cand.questions else []
             results.append(make_result(cand, answers, nlls, train, time.perf_counter() - start))
@@ -176,8 +178,8 @@ def evaluate_batched(
             for k, cand in enumerate(chunk):
                 multi.reset(k, cand.settings.seed)
             trains = train_many(
-                multi, tokenizer, [c.texts for c in chunk], [c.settings for c in chunk], max_tokens=max_tokens
-            )
+                multi, tokenizer, [c.texts for c in chunk], [c.settings for c in chunk], max_tokens=max_tokens,
+                side=[c.side for c in chunk])
             rows = answer.batch_size * len(chunk)
             nll_rows = rows if model_device(model).type == "cuda" else answer.batch_size
             questions = [c.questions for c in chunk]

@@ -52,7 +52,7 @@ from .batching import (batch_nll, default_max_tokens, default_overhead, micro_ba
 from .config import AnswerSettings, LoraSettings, TrainSettings
 from .inference import answer_sequences, generate_greedy, mean_per_token, question_prompts, sequences_nll
 from .student import lora_config
-from .trainer import TrainResult, batch_plan, lr_schedule, make_adamw
+from .trainer import TrainResult, _in_turn, batch_plan, lr_schedule, make_adamw
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 PEFT_PREFIX = "base_model.model."
@@ -421,8 +421,12 @@ def train_many(
     max_tokens: Optional[int] = None,
     overhead: Optional[int] = None,
     on_step: Optional[ManyStepCallback] = None,
+    side: Optional[Sequence[Sequence[str]]] = None,
 ) -> list[TrainResult]:
     """Train adapter k of ``multi`` on ``texts[k]`` with ``settings[k]``, all adapters in the same passes.
+
+    ``side[k]`` (optional): texts learned beside ``texts[k]`` as in :func:`student.trainer.train_adapter`'s
+    ``replay``: each step adds ``settings[k].side_weight`` x the mean NLL of its share of them (in turn).
 
     Each step's rows (all active adapters' batches) run in micro-batches (see :func:`micro_batches`;
     ``max_tokens`` and ``overhead`` default to :func:`default_max_tokens` and :func:`default_overhead`)
@@ -432,6 +436,9 @@ def train_many(
     """
     if len(texts) != len(settings):
         raise ValueError(f"{len(texts)} text lists but {len(settings)} settings")
+    side = [[] for _ in texts] if side is None else side
+    if len(side) != len(texts):
+        raise ValueError(f"{len(texts)} text lists but {len(side)} side lists")
     if len(texts) > multi.k:
         raise ValueError(f"{len(texts)} adapters to train but only {multi.k} slots")
     if not multi.attached:
@@ -441,6 +448,9 @@ def train_many(
     if n == 0:
         return []
     plans = [_plan(tokenizer, t, s) for t, s in zip(texts, settings)]
+    sides = [tokenize_texts(tokenizer, x, s.max_len, add_eos=True) if x and s.side_weight > 0 else []
+             for x, s in zip(side, settings)]
+    side_per_step = [math.ceil(len(x) / p.per_epoch) for x, p in zip(sides, plans)]
     results = [TrainResult() for _ in range(n)]
     total = max((len(p.steps) for p in plans), default=0)
     bank = multi.bank
@@ -458,16 +468,19 @@ def train_many(
     try:
         for step in range(total):
             active = [k for k in range(n) if step < len(plans[k].steps)]
-            seqs, owner = [], []
-            for k in active:
-                for i in plans[k].steps[step]:
-                    seqs.append(plans[k].seqs[i])
-                    owner.append(k)
-            # per-adapter normaliser: its real target tokens in this step (next-token targets: len - 1)
+            # rows of this step: each adapter's batch, then its share of side texts; each row's weight makes the
+            # adapter's loss its batch's mean token NLL + side_weight x the side rows' mean (targets: len - 1)
+            seqs, owner, weight = [], [], []
             counts = torch.zeros(multi.k, dtype=torch.float64)
-            for seq, k in zip(seqs, owner):
-                counts[k] += len(seq) - 1
-            scale = (1.0 / counts.clamp_min(1)).to(device)
+            for k in active:
+                own = [plans[k].seqs[i] for i in plans[k].steps[step]]
+                counts[k] = sum(len(q) - 1 for q in own)
+                extra = _in_turn(sides[k], step + 1, side_per_step[k]) if sides[k] else []
+                n_extra = sum(len(q) - 1 for q in extra)
+                for rows, w in ((own, 1.0 / max(1, counts[k])), (extra, settings[k].side_weight / max(1, n_extra))):
+                    seqs.extend(rows)
+                    owner.extend([k] * len(rows))
+                    weight.extend([float(w)] * len(rows))
             step_nll = torch.zeros(multi.k, dtype=torch.float64, device=device)
             lengths = [len(s) for s in seqs]
             for rows in micro_batches(lengths, max_tokens, overhead):
@@ -478,11 +491,12 @@ def train_many(
                 with training_autocast(model, settings[0].autocast):  # one forward serves every adapter
                     nll, _ = batch_nll(model, batch)
                 route = multi.router.index
-                per_adapter = torch.zeros(multi.k, dtype=nll.dtype, device=device).index_add(0, route, nll)
+                row_weight = torch.tensor([weight[i] for i in rows], dtype=nll.dtype, device=device)
+                per_adapter = torch.zeros(multi.k, dtype=nll.dtype, device=device).index_add(0, route, nll * row_weight)
                 with warnings.catch_warnings():
                     # the bank's column views are strided (not "dense"); accumulation is in place all the same
                     warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout")
-                    (per_adapter * scale.to(nll.dtype)).sum().backward()
+                    per_adapter.sum().backward()
                 step_nll += per_adapter.detach().to(torch.float64)
             multi.route(None)
             if step == 0:
@@ -490,7 +504,7 @@ def train_many(
             clip_per_adapter(bank.grad, max_norm)
             optimizer.step(step)
             bank.grad.zero_()
-            losses = (step_nll.cpu() / counts.clamp_min(1)).tolist()
+            losses = step_nll.cpu().tolist()
             for k in active:
                 results[k].losses.append(losses[k])
                 results[k].tokens += int(counts[k])

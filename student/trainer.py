@@ -100,10 +100,11 @@ def train_adapter(
     ``torch.manual_seed(settings.seed)`` and a seeded shuffle of the texts each epoch. Each step's batch runs
     in micro-batches (:func:`~student.batching.micro_batches`; ``max_tokens``/``overhead`` default per device).
 
-    ``replay`` texts (earlier documents') are learned beside ``texts`` without diluting them: the steps are
-    planned over ``texts`` alone, and each step adds the mean NLL of its share of the replay texts (all of them
-    once per epoch, in turn) to the mean NLL of its own batch. Mixed into one batch, a replayed passage took half
-    of every step's gradient from the new one (H100 forgetting sweep: just-learned accuracy 0.142 -> 0.062).
+    ``replay`` texts (side texts: earlier documents', or a self-edit's lines beside its passage) are learned
+    beside ``texts`` without diluting them: the steps are planned over ``texts`` alone, and each step adds
+    ``settings.side_weight`` x the mean NLL of its share of the side texts (all of them once per epoch, in turn)
+    to the mean NLL of its own batch. Mixed into one batch, a replayed passage took half of every step's
+    gradient from the new one (H100 forgetting sweep: just-learned accuracy 0.142 -> 0.062).
 
     ``anchor`` texts (general text) are not learned: every step adds ``settings.anchor_weight`` x the mean
     KL(base || adapted) over ``settings.anchor_batch`` of them, taken in turn, which holds the model's
@@ -137,13 +138,13 @@ def train_adapter(
     # A step's batch runs in micro-batches of similar length, gradients accumulating, normalised by the
     # whole step's target tokens: the same update as one padded batch, without padding a dozen short
     # lines to the passage that is appended to every self-edit (2x faster for a 17-text edit on a CPU).
-    def mean_nll_backward(rows: list[list[int]]):
-        """Backward of the rows' mean token NLL, in micro-batches; returns the (detached) mean."""
+    def mean_nll_backward(rows: list[list[int]], weight: float = 1.0):
+        """Backward of ``weight`` x the rows' mean token NLL, in micro-batches; returns it (detached)."""
         count, total = max(1, sum(len(r) - 1 for r in rows)), 0.0
         for part in micro_batches([len(r) for r in rows], max_tokens, overhead):
             with autocast:
                 nll, _ = batch_nll(model, pad_batch([rows[j] for j in part], pad_id))
-            part_loss = nll.sum() / count
+            part_loss = weight * nll.sum() / count
             part_loss.backward()
             total = total + part_loss.detach()
         return total
@@ -154,14 +155,15 @@ def train_adapter(
         for step, idx in enumerate(plan, 1):
             epoch = (step - 1) // per_epoch + 1
             step_loss = mean_nll_backward([seqs[i] for i in idx])
-            if replays:
-                step_loss = step_loss + mean_nll_backward(_in_turn(replays, step, replay_per_step))
+            if replays and settings.side_weight > 0:
+                step_loss = step_loss + mean_nll_backward(_in_turn(replays, step, replay_per_step),
+                                                          settings.side_weight)
             if anchors:
                 rows = _in_turn(anchors, step, min(settings.anchor_batch, len(anchors)))
                 with autocast:
                     kl, n = anchor_kl(model, pad_batch(rows, pad_id))
                 (settings.anchor_weight * kl / n.clamp_min(1)).backward()
-            loss = float(step_loss)  # one device sync per step (reported: CE on the texts + CE on the replay)
+            loss = float(step_loss)  # one device sync per step (reported: CE on the texts + weighted CE on the side)
             if settings.grad_clip and settings.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
             optimizer.step()

@@ -11,6 +11,7 @@ _WHERE = {
     "GenerationBackend": "backend", "TransformersBackend": "backend", "VLLMBackend": "backend",
     "ParseSettings": "config", "TeacherSettings": "config",
     "parse_completion": "parsing", "parse_directives": "parsing", "parse_probes": "parsing",
+    "passage_text": "parsing",
     "FAMILIES": "prompts", "build_prompt": "prompts",
     "SelfEdit": "selfedit", "Teacher": "selfedit", "filter_probes": "selfedit", "passage_share": "selfedit",
     "self_edit_from_completion": "selfedit",

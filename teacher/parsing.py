@@ -219,6 +219,12 @@ def _units(completion: str, split: str, strip_markup: bool) -> list[str]:
     raise ValueError(f"unknown split {split!r}; use 'lines', 'paragraphs' or 'whole'")
 
 
+def passage_text(title: str, passage: str, settings: Optional[ParseSettings] = None) -> str:
+    """The passage as :func:`parse_completion` appends it to a self-edit's texts ("{title}\\n{passage}")."""
+    s = settings or ParseSettings()
+    return f"{title}\n{passage.strip()}" if s.title_prefix and title else passage.strip()
+
+
 def parse_completion(completion: str, title: str, passage: str, family: str = "implications",
                      settings: Optional[ParseSettings] = None) -> list[str]:
     """Training texts from one self-edit completion (see :class:`teacher.config.ParseSettings`).
@@ -254,5 +260,5 @@ def parse_completion(completion: str, title: str, passage: str, family: str = "i
             texts.append(titled(unit))
     texts = texts[: max(0, s.max_texts)]
     if s.append_passage and passage.strip():
-        texts.append(titled(passage.strip()))
+        texts.append(passage_text(title, passage, s))
     return texts

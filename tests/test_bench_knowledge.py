@@ -54,10 +54,10 @@ def loaders():
     return (lambda: (student, tok)), (lambda _adapter: (teacher, tok))
 
 
-def run_bench(tmp_path, data_file, out: str, on_record=None, conditions=CONDITIONS, **kw) -> dict:
+def run_bench(tmp_path, data_file, out: str, on_record=None, conditions=CONDITIONS, cfg=None, **kw) -> dict:
     load_student, load_teacher = loaders()
     opts = BenchOptions(data=data_file, conditions=conditions, seeds=2, out=tmp_path / out, engine="sequential", **kw)
-    bench = KnowledgeBench(tiny_config(tmp_path / "home"), opts, load_student=load_student,
+    bench = KnowledgeBench(cfg or tiny_config(tmp_path / "home"), opts, load_student=load_student,
                            load_teacher=load_teacher, on_record=on_record)
     return bench.prepare().run()
 
@@ -240,3 +240,45 @@ def test_trained_teacher_adapter_condition(tmp_path, data_file):
     assert rows["teacher:implications"]["adapter"] == "" and rows["teacher:implications"]["self_edits_per_passage"] == 2
     with pytest.raises(BadInput, match="neither a prompt family"):
         KnowledgeBench(cfg, BenchOptions(data=data_file, conditions=("teacher:t-nope",), out=tmp_path / "x")).prepare()
+
+
+def test_lines_beside_the_passage(tmp_path, data_file):
+    """[absorb] lines = beside: the passage keeps its own schedule (a self-edit's update takes the passage-only
+    row's steps) and the lines change the result; the passage row is the same as with mixed lines; a run folder
+    made with mixed lines refuses to resume with beside."""
+    def edits(out):
+        recs = [json.loads(x) for x in (tmp_path / out / "results.jsonl").read_text().splitlines()]
+        return {(r["condition"], r["passage"], r["seed"]): r["edits"] for r in recs}
+
+    mixed = run_bench(tmp_path, data_file, "mixed", conditions=("passage", "ref"))
+    cfg = tiny_config(tmp_path / "home")
+    cfg.absorb.lines = "beside"
+    beside = run_bench(tmp_path, data_file, "beside", conditions=("passage", "ref"), cfg=cfg)
+    m, b = edits("mixed"), edits("beside")
+    changed = 0
+    for key, runs in b.items():
+        alone = b[("passage", key[1], key[2])][0]
+        for e_b, e_m in zip(runs, m[key]):
+            assert e_b["texts"] == e_m["texts"]  # the same texts, planned differently
+            if key[0] == "passage":
+                assert {**e_b, "seconds": 0} == {**e_m, "seconds": 0}
+                continue
+            assert e_b["steps"] == alone["steps"] == 2
+            # first step, same fresh adapter: the passage's own mean NLL + the lines' mean NLL (both ~7 here)
+            assert e_b["loss_first"] - alone["loss_first"] == pytest.approx(e_m["loss_first"], rel=0.05)
+            changed += e_b["nll"] != e_m["nll"]
+    assert changed >= 6  # of the 8 self-edit updates (a tiny random model's NLL can round alike)
+    assert mixed["rows"][0]["accuracy"] == beside["rows"][0]["accuracy"]
+    with pytest.raises(BadInput, match="other settings"):
+        run_bench(tmp_path, data_file, "mixed", conditions=("passage", "ref"), cfg=cfg)
+
+
+def test_split_update():
+    from agent.absorb import split_update
+    from agent.config import AbsorbSettings
+    texts = ["T\nline one", "T\nline two", "T\npassage"]
+    assert split_update(texts, ["T\npassage"], AbsorbSettings()) == (texts, [])
+    assert split_update(texts, ["T\npassage"], AbsorbSettings("beside")) == (["T\npassage"], texts[:2])
+    assert split_update(texts[:2], ["T\npassage"], AbsorbSettings("beside")) == (texts[:2], [])  # no passage
+    with pytest.raises(ValueError):
+        AbsorbSettings("sideways")

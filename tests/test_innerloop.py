@@ -156,6 +156,36 @@ def test_each_adapter_ends_where_it_would_alone(tiny64, tiny_tokenizer):
             assert max((st[k][key] - alone[key]).abs().max().item() for key in alone) < 1e-12
 
 
+def test_side_texts_match_sequential_and_keep_the_plan(tiny64, tiny_tokenizer):
+    """A self-edit's lines learned beside its passage (Candidate.side): both engines give the same losses,
+    answers and NLL; the steps are planned over the passage alone; weight 0 is the passage alone; the side
+    term changes the update."""
+    passage = [TEXTS[0]]
+    lines = [TEXTS[1], TEXTS[2], "The Broncos beat the Panthers 24-10 in Santa Clara."]
+    cands = [
+        Candidate(passage, QUESTIONS, GOLDS, _settings(seed=1), tag="passage"),
+        Candidate(passage, QUESTIONS, GOLDS, _settings(seed=1), tag="beside", side=lines),
+        Candidate(passage, QUESTIONS, GOLDS, _settings(seed=1, side_weight=0.25), tag="quarter", side=lines),
+        Candidate(passage, QUESTIONS, GOLDS, _settings(seed=1, side_weight=0.0), tag="zero", side=lines),
+        Candidate(lines + passage, QUESTIONS, GOLDS, _settings(seed=2, epochs=3), tag="mixed", side=lines[:1]),
+    ]
+    seq = evaluate(tiny64, tiny_tokenizer, cands, LORA, ANSWER, engine="sequential")
+    bat = evaluate(tiny64, tiny_tokenizer, cands, LORA, ANSWER, engine="batched", group=5)
+    for s, b in zip(seq, bat):
+        assert b.steps == s.steps and b.tokens == s.tokens
+        assert b.losses == pytest.approx(s.losses, rel=1e-10, abs=1e-12)
+        assert b.answers == s.answers and b.nll == pytest.approx(s.nll, rel=1e-10)
+    alone, beside, quarter, zero, _ = seq
+    assert beside.steps == alone.steps == 2 and beside.tokens == alone.tokens  # planned over the passage only
+    assert zero.losses == alone.losses and zero.nll == alone.nll
+    # the reported loss is the passage's mean NLL + weight x the lines' mean: larger with the lines, and the
+    # first step (same weights, same passage batch) differs by exactly the weighted lines' term
+    lines_nll = beside.losses[0] - alone.losses[0]
+    assert lines_nll > 0
+    assert quarter.losses[0] - alone.losses[0] == pytest.approx(0.25 * lines_nll, rel=1e-9)
+    assert beside.nll != alone.nll and quarter.nll != beside.nll
+
+
 def test_init_and_targets_match_peft(tiny_model, tiny_tokenizer):
     names = target_names(tiny_model, LORA)
     with MultiLoRA(tiny_model, LORA, 2) as multi:

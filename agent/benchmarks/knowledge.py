@@ -20,7 +20,9 @@ from typing import Any, Callable, Optional
 
 from student.config import QUESTION_FORMATS
 from student.innerloop import Candidate, CandidateResult, evaluate
+from teacher.parsing import passage_text
 
+from ..absorb import fingerprint as absorb_fingerprint, split_update
 from ..config import Config
 from ..errors import BadInput
 from ..models import free_memory
@@ -156,6 +158,7 @@ class KnowledgeBench:
         c = self.cfg
         answer = {k: v for k, v in dataclasses.asdict(c.answer).items() if k not in ("question_format", "batch_size")}
         return {"data": self.digest, "mode": self.opts.mode, "k": self.opts.k, "train": train_identity(c.train),
+                **absorb_fingerprint(c.absorb, c.train.side_weight),
                 "lora": dataclasses.asdict(c.lora), "answer": answer, "parse": dataclasses.asdict(c.parse),
                 "teacher": {k: v for k, v in dataclasses.asdict(c.teacher).items()  # cloze probes: ingest only
                             if k not in ("family", "cloze_fallback")},
@@ -252,6 +255,13 @@ class KnowledgeBench:
         comps = self.completions.get(cond.name) or [[] for _ in self.passages]
         return [self_edit_texts(cond, p, c, self.cfg.parse) for p, c in zip(self.passages, comps)]
 
+    def _candidate(self, texts: list[str], passages: list[Passage], questions: list[str], golds: list[str],
+                   settings, tag: str) -> Candidate:
+        """An update on ``texts`` (``[absorb] lines`` decides which are planned and which go beside)."""
+        own = [passage_text(p.title, p.context, self.cfg.parse) for p in passages]
+        planned, side = split_update(texts, own, self.cfg.absorb)
+        return Candidate(planned, list(questions), list(golds), settings, tag, side)
+
     def units(self) -> list[Unit]:
         """Every unit of work, ordered so that an interrupted run has whole passages done (all conditions)."""
         texts = {c.name: self._texts(c) for c in self.conditions}
@@ -265,9 +275,9 @@ class KnowledgeBench:
                     for cond in self.conditions:
                         if cond.seed_invariant and seed != self.seeds[0]:
                             continue
-                        merged = merged_texts(texts[cond.name])
                         settings = dataclasses.replace(self.cfg.train, seed=seed)
-                        cand = Candidate(merged, questions, golds, settings, f"{cond.name}:{fmt}:{key}:seed{seed}")
+                        cand = self._candidate(merged_texts(texts[cond.name]), self.passages, questions, golds,
+                                               settings, f"{cond.name}:{fmt}:{key}:seed{seed}")
                         units.append(Unit(cond, fmt, key, seed, [cand]))
             return [u for j, u in enumerate(units) if self._mine(j)]
         for fmt in self.formats:
@@ -279,14 +289,15 @@ class KnowledgeBench:
                         if cond.seed_invariant and seed != self.seeds[0]:
                             continue
                         settings = dataclasses.replace(self.cfg.train, seed=seed)
-                        cands = [Candidate(t, p.questions, p.golds, settings, f"{cond.name}:{fmt}:{p.index}:{e}:seed{seed}")
+                        cands = [self._candidate(t, [p], p.questions, p.golds, settings,
+                                                 f"{cond.name}:{fmt}:{p.index}:{e}:seed{seed}")
                                  for e, t in enumerate(texts[cond.name][i])]
                         units.append(Unit(cond, fmt, p.index, seed, cands))
         return units
 
     # ---- run ----------------------------------------------------------------------------------------------------
     def _record(self, unit: Unit, results: list[CandidateResult], wall: float) -> dict:
-        edits = [{"texts": len(c.texts), "steps": r.steps, "tokens": r.tokens, "seconds": r.seconds,
+        edits = [{"texts": len(c.texts) + len(c.side), "steps": r.steps, "tokens": r.tokens, "seconds": r.seconds,
                   "loss_first": r.losses[0] if r.losses else None, "loss_last": r.losses[-1] if r.losses else None,
                   "nll": r.nll, "answers": r.answers, "grades": [[g.contains, g.f1, g.em] for g in r.grades]}
                  for c, r in zip(unit.candidates, results)]

@@ -33,10 +33,12 @@ def atomic_write(path: Path, text: str) -> None:
 
 def train_identity(train) -> dict:
     """TrainSettings as a run's fingerprint records them when the update has no anchor texts (the knowledge
-    benchmark, ReST-EM rewards): the seed (varied per run) and the anchor's settings (unused) left out, so
-    run folders from before the anchor existed still resume."""
+    benchmark, ReST-EM rewards): the seed (varied per run), the anchor's settings (unused) and the side weight
+    (recorded with ``[absorb]`` by :func:`agent.absorb.fingerprint`, only where side texts exist) left out, so run
+    folders from before these settings existed still resume."""
     import dataclasses
-    return {k: v for k, v in dataclasses.asdict(train).items() if k not in ("seed", "anchor_weight", "anchor_batch")}
+    skip = ("seed", "anchor_weight", "anchor_batch", "side_weight")
+    return {k: v for k, v in dataclasses.asdict(train).items() if k not in skip}
 
 
 class JsonlLog:
