@@ -303,3 +303,17 @@ def test_route_refuses_an_adapter_trained_with_other_lora_settings(tmp_path):
     with pytest.raises(BadInput, match="trained with lora"):
         other.ask(["Where does the zorblat live?"])
     other.close()
+
+
+@pytest.mark.parametrize("lines", ["mixed", "beside"])
+def test_lines_beside_the_passage_keep_its_schedule(tmp_path, lines):
+    """absorb.lines = beside: the update plans its steps over the passage alone (the teacher's lines are side
+    texts), so at batch size 1 it takes `epochs` steps whatever the teacher wrote; mixed takes one per text."""
+    home = tmp_path / "home"
+    agent = make_tiny_agent(home, tiny_config(home, train={"batch_size": 1}, absorb={"lines": lines}))
+    try:
+        [out] = Ingest(agent, IngestOptions(guard=False)).run([write(tmp_path, "z.json", DOC)])
+    finally:
+        agent.close()
+    assert out.status == "committed" and out.texts > 1  # the passage and the teacher's lines
+    assert out.train_steps == (2 if lines == "beside" else 2 * out.texts)
