@@ -6,16 +6,15 @@ runs that differ only in --engine (same passages, seeds, self-edits): paired boo
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from agent.benchmarks.runlog import read_records
 from agent.benchmarks.stats import mean_interval, paired_interval
 
 
 def rows(folder: Path, condition: str) -> dict:
     out = {}
-    for line in (folder / "results.jsonl").read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
+    for r in read_records(folder / "results.jsonl"):
         if r["condition"] == condition:
             correct = sum(g[0] for e in r["edits"] for g in e["grades"])
             questions = sum(len(e["grades"]) for e in r["edits"])
@@ -26,7 +25,7 @@ def rows(folder: Path, condition: str) -> dict:
 
 def completions(folder: Path) -> list:
     return [(r["condition"], r["passage"], r["completions"]) for r in
-            map(json.loads, (folder / "selfedits.jsonl").read_text(encoding="utf-8").splitlines())]
+            read_records(folder / "selfedits.jsonl")]
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from statistics import mean
 
+from agent.benchmarks.runlog import read_records
 from agent.benchmarks.squad import load_passages
 from agent.restem_split import TRAIN_DATA
 from teacher.selfedit import passage_share
@@ -19,29 +20,16 @@ from teacher.selfedit import passage_share
 BANDS = ((0.0, 0.4), (0.4, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 1.01))
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """The records of a log; a torn line is skipped. More lenient than agent.benchmarks.runlog.JsonlLog on
-    purpose: session 5's shipped A/samples.jsonl has one torn line in the middle (line 39), which JsonlLog
-    refuses."""
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
-
-
 def rows(run: Path, data: Path) -> list[dict]:
     """One row per scored training self-edit: round, reward, words, faithfulness, kept."""
     passages = load_passages(data)
-    rewards = {(r["round"], r["passage"], r["sample"]): r["reward"] for r in read_jsonl(run / "rewards.jsonl")}
+    rewards = {(r["round"], r["passage"], r["sample"]): r["reward"] for r in read_records(run / "rewards.jsonl")}
     kept = set()
     for f in run.glob("round-*.json"):
         info = json.loads(f.read_text(encoding="utf-8"))
         kept |= {(info["round"], p["passage"], p["sample"]) for p in info.get("picks", [])}
     out = []
-    for s in read_jsonl(run / "samples.jsonl"):
+    for s in read_records(run / "samples.jsonl"):
         if s["set"] != "train":
             continue
         context = passages[s["passage"]].context

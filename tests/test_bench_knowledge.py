@@ -282,3 +282,17 @@ def test_split_update():
     assert split_update(texts[:2], ["T\npassage"], AbsorbSettings("beside")) == (texts[:2], [])  # no passage
     with pytest.raises(ValueError):
         AbsorbSettings("sideways")
+
+
+def test_jsonl_log_keeps_a_record_holding_a_line_separator(tmp_path):
+    """A completion with a raw U+2028 (written with ensure_ascii=False) is one record, not a torn line: a ReST-EM
+    run folder with such a sample failed to resume ('samples.jsonl:39: not a JSON line')."""
+    from agent.benchmarks.runlog import JsonlLog, read_records
+    path = tmp_path / "samples.jsonl"
+    log = JsonlLog(path, key=lambda r: r["id"])
+    records = [{"id": 1, "completion": "Devas\u2028 and more\u2029 text"}, {"id": 2, "completion": "plain"}]
+    for r in records:
+        log.append(r)
+    assert "\u2028" in path.read_text(encoding="utf-8")  # written raw
+    assert list(JsonlLog(path, key=lambda r: r["id"])) == records
+    assert read_records(path) == records

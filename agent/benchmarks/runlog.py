@@ -41,6 +41,13 @@ def train_identity(train) -> dict:
     return {k: v for k, v in dataclasses.asdict(train).items() if k not in skip}
 
 
+def read_records(path: Path) -> list[dict]:
+    """Every record of a JSONL file, in order. Records end at "\\n" only: ``str.splitlines`` also splits at
+    U+2028/U+2029, which a model's completion can hold raw (``ensure_ascii=False``), and would tear such a
+    line in two (a ReST-EM run folder then failed to resume: "samples.jsonl:39: not a JSON line")."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+
+
 class JsonlLog:
     """Records keyed by ``key(record)``; the last record of a key wins. ``repair=False`` reads without cutting a
     partial last line off the file (a reader beside a running writer, whose line may be half written)."""
@@ -56,7 +63,7 @@ class JsonlLog:
     def _load(self) -> None:
         raw = self.path.read_bytes()
         good = raw[: raw.rfind(b"\n") + 1]  # a partial last line is an interrupted write
-        for n, line in enumerate(good.decode("utf-8").splitlines(), 1):
+        for n, line in enumerate(good.decode("utf-8").split("\n"), 1):  # not splitlines(): see read_records
             if not line.strip():
                 continue
             try:
