@@ -52,7 +52,7 @@ from .batching import (batch_nll, default_max_tokens, default_overhead, micro_ba
 from .config import AnswerSettings, LoraSettings, TrainSettings
 from .inference import answer_sequences, generate_greedy, mean_per_token, question_prompts, sequences_nll
 from .student import lora_config
-from .trainer import TrainResult, _in_turn, batch_plan, lr_schedule, make_adamw
+from .trainer import TrainResult, in_turn, batch_plan, lr_schedule, make_adamw
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 PEFT_PREFIX = "base_model.model."
@@ -475,7 +475,7 @@ def train_many(
             for k in active:
                 own = [plans[k].seqs[i] for i in plans[k].steps[step]]
                 counts[k] = sum(len(q) - 1 for q in own)
-                extra = _in_turn(sides[k], step + 1, side_per_step[k]) if sides[k] else []
+                extra = in_turn(sides[k], step + 1, side_per_step[k]) if sides[k] else []
                 n_extra = sum(len(q) - 1 for q in extra)
                 for rows, w in ((own, 1.0 / max(1, counts[k])), (extra, settings[k].side_weight / max(1, n_extra))):
                     seqs.extend(rows)

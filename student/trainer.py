@@ -38,7 +38,7 @@ def _batches(n: int, batch_size: int, rng: random.Random) -> list[list[int]]:
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
-def _in_turn(seqs: list, step: int, n: int) -> list:
+def in_turn(seqs: list, step: int, n: int) -> list:
     """Step ``step``'s (1-based) ``n`` items of ``seqs``, taken in turn, cycling."""
     return [seqs[((step - 1) * n + j) % len(seqs)] for j in range(n)]
 
@@ -156,10 +156,10 @@ def train_adapter(
             epoch = (step - 1) // per_epoch + 1
             step_loss = mean_nll_backward([seqs[i] for i in idx])
             if replays and settings.side_weight > 0:
-                step_loss = step_loss + mean_nll_backward(_in_turn(replays, step, replay_per_step),
+                step_loss = step_loss + mean_nll_backward(in_turn(replays, step, replay_per_step),
                                                           settings.side_weight)
             if anchors:
-                rows = _in_turn(anchors, step, min(settings.anchor_batch, len(anchors)))
+                rows = in_turn(anchors, step, min(settings.anchor_batch, len(anchors)))
                 with autocast:
                     kl, n = anchor_kl(model, pad_batch(rows, pad_id))
                 (settings.anchor_weight * kl / n.clamp_min(1)).backward()
