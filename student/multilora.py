@@ -52,7 +52,7 @@ from .batching import (batch_nll, default_max_tokens, default_overhead, micro_ba
 from .config import AnswerSettings, LoraSettings, TrainSettings
 from .inference import answer_sequences, generate_greedy, mean_per_token, question_prompts, sequences_nll
 from .student import lora_config
-from .trainer import TrainResult, in_turn, batch_plan, lr_schedule, make_adamw
+from .trainer import TrainResult, batch_plan, in_turn, lr_schedule, make_adamw
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 PEFT_PREFIX = "base_model.model."
