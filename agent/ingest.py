@@ -175,9 +175,12 @@ class Ingest:
         snapshot = student.state()
         pending = None
         try:
+            own = [passage_text(doc.title, c, cfg.parse) for c in chunks]
+            planned, side = split_update(texts, own, cfg.absorb)  # [absorb] lines: the lines beside the passage?
+            beside = f" ({len(side)} beside the passage, weight {settings.side_weight:g})" if side else ""
             anchor = f" + {len(replay.anchor)} anchor" if replay.anchor else ""
             what = "a fresh adapter for this document" if route else f"+ {len(replay.texts)} replay{anchor}"
-            emit(Stage("train", f"{len(texts)} texts {what}, {settings.epochs} epochs, lr {settings.lr:g}"))
+            emit(Stage("train", f"{len(texts)} texts{beside} {what}, {settings.epochs} epochs, lr {settings.lr:g}"))
             if route:
                 student.reset()
 
@@ -185,8 +188,6 @@ class Ingest:
                 self.check_cancel()
                 emit(TrainStep(step, total, epoch, loss))
 
-            own = [passage_text(doc.title, c, cfg.parse) for c in chunks]
-            planned, side = split_update(texts, own, cfg.absorb)  # [absorb] lines: the lines beside the passage?
             result = student.absorb(planned, settings, replay=side + replay.texts, on_step=on_step,
                                     anchor=replay.anchor)
             self.check_cancel()

@@ -311,9 +311,12 @@ def test_lines_beside_the_passage_keep_its_schedule(tmp_path, lines):
     texts), so at batch size 1 it takes `epochs` steps whatever the teacher wrote; mixed takes one per text."""
     home = tmp_path / "home"
     agent = make_tiny_agent(home, tiny_config(home, train={"batch_size": 1}, absorb={"lines": lines}))
+    events = []
     try:
-        [out] = Ingest(agent, IngestOptions(guard=False)).run([write(tmp_path, "z.json", DOC)])
+        [out] = Ingest(agent, IngestOptions(guard=False), emit=events.append).run([write(tmp_path, "z.json", DOC)])
     finally:
         agent.close()
     assert out.status == "committed" and out.texts > 1  # the passage and the teacher's lines
     assert out.train_steps == (2 if lines == "beside" else 2 * out.texts)
+    [train] = [e.detail for e in events if getattr(e, "name", "") == "train"]
+    assert (f"({out.texts - 1} beside the passage, weight 1)" in train) == (lines == "beside")
