@@ -188,8 +188,8 @@ class Ingest:
                 self.check_cancel()
                 emit(TrainStep(step, total, epoch, loss))
 
-            result = student.absorb(planned, settings, replay=side + replay.texts, on_step=on_step,
-                                    anchor=replay.anchor)
+            result = student.absorb(planned, settings, replay=replay.texts, on_step=on_step, anchor=replay.anchor,
+                                    side=side)
             self.check_cancel()
             if route:
                 pending = Pending(doc.doc_id, agent.memory.embed(chunks), student.state())

@@ -138,7 +138,7 @@ def evaluate_sequential(
         for done, cand in enumerate(candidates, 1):
             start = time.perf_counter()
             student.reset(cand.settings.seed)
-            train = student.absorb(cand.texts, cand.settings, replay=cand.side) if cand.texts else TrainResult()
+            train = student.absorb(cand.texts, cand.settings, side=cand.side) if cand.texts else TrainResult()
             answers = student.answer(cand.questions) if cand.questions else []
             nlls = student.answer_nll(cand.questions, cand.golds) if cand.questions else []
             results.append(make_result(cand, answers, nlls, train, time.perf_counter() - start))

@@ -425,8 +425,8 @@ def train_many(
 ) -> list[TrainResult]:
     """Train adapter k of ``multi`` on ``texts[k]`` with ``settings[k]``, all adapters in the same passes.
 
-    ``side[k]`` (optional): texts learned beside ``texts[k]`` as in :func:`student.trainer.train_adapter`'s
-    ``replay``: each step adds ``settings[k].side_weight`` x the mean NLL of its share of them (in turn).
+    ``side[k]`` (optional): texts learned beside ``texts[k]`` as :func:`student.trainer.train_adapter`'s
+    ``side``: each step adds ``settings[k].side_weight`` x the mean NLL of its share of them (in turn).
 
     Each step's rows (all active adapters' batches) run in micro-batches (see :func:`micro_batches`;
     ``max_tokens`` and ``overhead`` default to :func:`default_max_tokens` and :func:`default_overhead`)

@@ -104,13 +104,14 @@ class Student:
         replay: Sequence[str] = (),
         on_step: Optional[StepCallback] = None,
         anchor: Sequence[str] = (),
+        side: Sequence[str] = (),
     ) -> TrainResult:
-        """Train the in-memory adapter on ``texts``, rehearsing ``replay`` texts beside them and holding its
-        predictions on ``anchor`` texts to the base model's (see :func:`~student.trainer.train_adapter`)."""
+        """Train the in-memory adapter on ``texts``, rehearsing ``replay`` texts and learning ``side`` texts beside
+        them, and holding its predictions on ``anchor`` texts to the base model's (see
+        :func:`~student.trainer.train_adapter`)."""
         self.model.set_adapter(ADAPTER_NAME)
-        return train_adapter(
-            self.model, self.tokenizer, texts, settings or TrainSettings(), on_step, anchor=anchor, replay=replay
-        )
+        return train_adapter(self.model, self.tokenizer, texts, settings or TrainSettings(), on_step, anchor=anchor,
+                             replay=replay, side=side)
 
     # inference -----------------------------------------------------------
     def _adapter(self, base: bool):

@@ -93,6 +93,7 @@ def train_adapter(
     overhead: Optional[int] = None,
     anchor: Sequence[str] = (),
     replay: Sequence[str] = (),
+    side: Sequence[str] = (),
 ) -> TrainResult:
     """Train the trainable parameters of ``model`` on ``texts`` (eos appended, loss on real tokens).
 
@@ -100,11 +101,12 @@ def train_adapter(
     ``torch.manual_seed(settings.seed)`` and a seeded shuffle of the texts each epoch. Each step's batch runs
     in micro-batches (:func:`~student.batching.micro_batches`; ``max_tokens``/``overhead`` default per device).
 
-    ``replay`` texts (side texts: earlier documents', or a self-edit's lines beside its passage) are learned
-    beside ``texts`` without diluting them: the steps are planned over ``texts`` alone, and each step adds
-    ``settings.side_weight`` x the mean NLL of its share of the side texts (all of them once per epoch, in turn)
-    to the mean NLL of its own batch. Mixed into one batch, a replayed passage took half of every step's
-    gradient from the new one (H100 forgetting sweep: just-learned accuracy 0.142 -> 0.062).
+    ``replay`` texts (earlier documents') are learned beside ``texts`` without diluting them: the steps are
+    planned over ``texts`` alone, and each step adds the mean NLL of its share of the replay texts (all of them
+    once per epoch, in turn) to the mean NLL of its own batch. Mixed into one batch, a replayed passage took half
+    of every step's gradient from the new one (H100 forgetting sweep: just-learned accuracy 0.142 -> 0.062).
+    ``side`` texts (a self-edit's lines beside its passage) are learned the same way, at ``settings.side_weight``
+    x their mean NLL.
 
     ``anchor`` texts (general text) are not learned: every step adds ``settings.anchor_weight`` x the mean
     KL(base || adapted) over ``settings.anchor_batch`` of them, taken in turn, which holds the model's
@@ -131,8 +133,11 @@ def train_adapter(
     optimizer = make_adamw(params, settings.lr, settings.weight_decay)
     scheduler = make_scheduler(optimizer, settings, total)
 
-    replays = tokenize_texts(tokenizer, replay, settings.max_len, add_eos=True)
-    replay_per_step = math.ceil(len(replays) / per_epoch) if replays else 0
+    # beside-texts, each (token ids, share per step, weight): replay at weight 1, a self-edit's lines at side_weight
+    beside = [(ids, math.ceil(len(ids) / per_epoch), w)
+              for ids, w in ((tokenize_texts(tokenizer, replay, settings.max_len, add_eos=True), 1.0),
+                             (tokenize_texts(tokenizer, side, settings.max_len, add_eos=True), settings.side_weight))
+              if ids and w > 0]
     anchors = tokenize_texts(tokenizer, anchor, settings.max_len, add_eos=True) if settings.anchor_weight > 0 else []
     autocast = training_autocast(model, settings.autocast)
     # A step's batch runs in micro-batches of similar length, gradients accumulating, normalised by the
@@ -155,15 +160,14 @@ def train_adapter(
         for step, idx in enumerate(plan, 1):
             epoch = (step - 1) // per_epoch + 1
             step_loss = mean_nll_backward([seqs[i] for i in idx])
-            if replays and settings.side_weight > 0:
-                step_loss = step_loss + mean_nll_backward(in_turn(replays, step, replay_per_step),
-                                                          settings.side_weight)
+            for ids, share, weight in beside:
+                step_loss = step_loss + mean_nll_backward(in_turn(ids, step, share), weight)
             if anchors:
                 rows = in_turn(anchors, step, min(settings.anchor_batch, len(anchors)))
                 with autocast:
                     kl, n = anchor_kl(model, pad_batch(rows, pad_id))
                 (settings.anchor_weight * kl / n.clamp_min(1)).backward()
-            loss = float(step_loss)  # one device sync per step (reported: CE on the texts + weighted CE on the side)
+            loss = float(step_loss)  # one device sync per step (reported: CE on the texts + weighted CE beside them)
             if settings.grad_clip and settings.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
             optimizer.step()

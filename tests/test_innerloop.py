@@ -285,3 +285,14 @@ def test_block_layout():
     assert (sparse.n, sparse.c, sparse.ids.tolist(), sparse.slots.tolist()) == (2, 2, [2, 5], [2, 0, 3])
     assert block_layout([0] * 6 + [1, 2], cpu) is None  # 18 padded rows for 8 real ones: gather instead
     assert block_layout([], cpu) is None
+
+
+def test_side_weight_weighs_the_lines_not_replay(tiny64, tiny_tokenizer):
+    """Replay (earlier documents) keeps weight 1 whatever train.side_weight says; the weight applies to side texts."""
+    student = Student(tiny64, tiny_tokenizer, LORA)
+    runs = {}
+    for name, weight, side in (("w1", 1.0, []), ("w025", 0.25, []), ("lines", 0.25, TEXTS[2:])):
+        student.reset(4)
+        runs[name] = student.absorb(TEXTS[:1], _settings(seed=4, side_weight=weight), replay=TEXTS[1:2], side=side)
+    assert runs["w1"].losses == runs["w025"].losses
+    assert runs["lines"].losses[0] > runs["w025"].losses[0]
