@@ -64,9 +64,10 @@ LINES = ("mixed", "beside")
 class AbsorbSettings:
     """How an update joins a self-edit's lines to its passage (ingest, ``bench knowledge``, ReST-EM rewards)."""
 
-    lines: str = "mixed"           # mixed (SEAL): one batch plan over the lines and the passage | beside: the passage
-                                   # keeps its own schedule (as if learned alone) and each step adds
-                                   # train.side_weight x the mean NLL of its share of the lines
+    lines: str = "beside"          # beside: the passage keeps its own schedule (as if learned alone) and each step
+                                   # adds train.side_weight x the mean NLL of its share of the lines | mixed (SEAL):
+                                   # one batch plan over the lines and the passage. Held-out, H200, 167 passages:
+                                   # the embedded teacher's self-edits 0.107 mixed -> 0.167 beside at weight 0.3
 
     def __post_init__(self) -> None:
         if self.lines not in LINES:

@@ -42,7 +42,7 @@ class TrainSettings:
     autocast: str = "auto"  # auto (bf16 autocast for float32 models on CPUs with native bf16) | bf16 | off
     anchor_weight: float = 5.0  # weight of the KL-to-base term on anchor (general) texts, when any are given
     anchor_batch: int = 2       # anchor texts per step
-    side_weight: float = 1.0    # weight of the side texts' mean NLL in each step (a self-edit's lines learned
+    side_weight: float = 0.3    # weight of the side texts' mean NLL in each step (a self-edit's lines learned
                                 # beside the passage's own schedule; replay keeps weight 1)
 
     def __post_init__(self) -> None:

@@ -319,4 +319,4 @@ def test_lines_beside_the_passage_keep_its_schedule(tmp_path, lines):
     assert out.status == "committed" and out.texts > 1  # the passage and the teacher's lines
     assert out.train_steps == (2 if lines == "beside" else 2 * out.texts)
     [train] = [e.detail for e in events if getattr(e, "name", "") == "train"]
-    assert (f"({out.texts - 1} beside the passage, weight 1)" in train) == (lines == "beside")
+    assert (f"({out.texts - 1} beside the passage, weight 0.3)" in train) == (lines == "beside")  # the defaults

@@ -250,9 +250,11 @@ def test_lines_beside_the_passage(tmp_path, data_file):
         recs = [json.loads(x) for x in (tmp_path / out / "results.jsonl").read_text().splitlines()]
         return {(r["condition"], r["passage"], r["seed"]): r["edits"] for r in recs}
 
-    mixed = run_bench(tmp_path, data_file, "mixed", conditions=("passage", "ref"))
+    cfg_mixed = tiny_config(tmp_path / "home")
+    cfg_mixed.absorb.lines = "mixed"
+    mixed = run_bench(tmp_path, data_file, "mixed", conditions=("passage", "ref"), cfg=cfg_mixed)
     cfg = tiny_config(tmp_path / "home")
-    cfg.absorb.lines = "beside"
+    cfg.absorb.lines, cfg.train.side_weight = "beside", 1.0
     beside = run_bench(tmp_path, data_file, "beside", conditions=("passage", "ref"), cfg=cfg)
     m, b = edits("mixed"), edits("beside")
     changed = 0
@@ -277,7 +279,8 @@ def test_split_update():
     from agent.absorb import split_update
     from agent.config import AbsorbSettings
     texts = ["T\nline one", "T\nline two", "T\npassage"]
-    assert split_update(texts, ["T\npassage"], AbsorbSettings()) == (texts, [])
+    assert AbsorbSettings().lines == "beside"  # the default since session 7's held-out rows
+    assert split_update(texts, ["T\npassage"], AbsorbSettings("mixed")) == (texts, [])
     assert split_update(texts, ["T\npassage"], AbsorbSettings("beside")) == (["T\npassage"], texts[:2])
     assert split_update(texts[:2], ["T\npassage"], AbsorbSettings("beside")) == (texts[:2], [])  # no passage
     with pytest.raises(ValueError):

@@ -164,7 +164,7 @@ def test_side_texts_match_sequential_and_keep_the_plan(tiny64, tiny_tokenizer):
     lines = [TEXTS[1], TEXTS[2], "The Broncos beat the Panthers 24-10 in Santa Clara."]
     cands = [
         Candidate(passage, QUESTIONS, GOLDS, _settings(seed=1), tag="passage"),
-        Candidate(passage, QUESTIONS, GOLDS, _settings(seed=1), tag="beside", side=lines),
+        Candidate(passage, QUESTIONS, GOLDS, _settings(seed=1, side_weight=1.0), tag="beside", side=lines),
         Candidate(passage, QUESTIONS, GOLDS, _settings(seed=1, side_weight=0.25), tag="quarter", side=lines),
         Candidate(passage, QUESTIONS, GOLDS, _settings(seed=1, side_weight=0.0), tag="zero", side=lines),
         Candidate(lines + passage, QUESTIONS, GOLDS, _settings(seed=2, epochs=3), tag="mixed", side=lines[:1]),
