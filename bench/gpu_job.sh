@@ -5,9 +5,23 @@
 #   wait SECONDS  wait for $R/ALL_DONE (at most SECONDS), print what is logged, bring back $R and the teacher
 #                 versions' metadata (no *.safetensors: $OUT returns files up to 16 MB) through $OUT
 #   jobs          returns to the script, which runs its work and touches $R/ALL_DONE at the end
-# The caller sets JOB_LOG (its detached log, under $R) and COUNTED (globs under $R whose lines `wait` counts).
+# The caller sets JOB_LOG (its detached log, under $R) and COUNTED (globs under $R whose lines `wait` counts), and
+# JOB_CONFIG (the home's config.toml for its jobs: the settings they were measured with) where defaults changed since.
+# For `jobs` the harness exports the job environment (staged model, home, threads) and `seal` runs the CLI
+# (sessions 4-6 ran without PYTORCH_CUDA_ALLOC_CONF, which job_env now sets for every job).
 R=${GPU_RUNS:-/root/runs}
 REPO=${GPU_REPO:-/root/repo}
+# Every job before session 7 ran with a self-edit's lines mixed into the passage's batches, the default until then
+SETTINGS_BEFORE_SESSION7='[absorb]\nlines = "mixed"\n\n[train]\nside_weight = 1.0'
+
+seal() { python3 -m agent.cli "$@"; }
+
+job_env() {  # the environment of a job's processes on the GPU machine; writes $JOB_CONFIG into the home
+  export PYTHONPATH=/tmp/site:$REPO PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+  export SEAL_AGENT_STUDENT_MODEL=/root/stage/smol SEAL_AGENT_TEACHER_MODEL=/root/stage/smol SEAL_AGENT_HOME=${GPU_HOME:-/root/home}
+  mkdir -p "$SEAL_AGENT_HOME"
+  if [ -n "${JOB_CONFIG:-}" ]; then printf '%b\n' "$JOB_CONFIG" >"$SEAL_AGENT_HOME/config.toml"; fi
+}
 
 gpu_job() {  # SCRIPT_PATH COMMAND [SECONDS]
   local script cmd=${2:-} f
@@ -31,7 +45,7 @@ gpu_job() {  # SCRIPT_PATH COMMAND [SECONDS]
         tar czf "$OUT/teacher.tgz" --exclude='*.safetensors' -C /root/home/adapters teacher
       fi
       ls -la "$OUT"; exit 0 ;;
-    jobs) return 0 ;;
+    jobs) job_env; return 0 ;;
     *) echo "usage: $script launch | wait SECONDS | jobs"; exit 2 ;;
   esac
 }

@@ -18,9 +18,8 @@ if [ "$cmd" = launch ]; then
   (cd /root/repo && setsid nohup bash bench/gpu_session4.sh jobs >$R/jobs.log 2>&1 < /dev/null &)
   sleep 2; echo launched; exit 0
 fi
-env_setup() {
-  export PYTHONPATH=/tmp/site:/root/repo PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
-  export SEAL_AGENT_STUDENT_MODEL=/root/stage/smol SEAL_AGENT_TEACHER_MODEL=/root/stage/smol SEAL_AGENT_HOME=/root/home
+env_setup() {  # the harness's job environment, with the settings this job was measured with (lines mixed)
+  source /root/repo/bench/gpu_job.sh && JOB_CONFIG=$SETTINGS_BEFORE_SESSION7 job_env
 }
 KCOND=base,passage,teacher:implications,teacher:rewrite,ref:gpt4.1,ref:qwen-base,ref:seal-rl
 reports() {  # tables from whatever is logged so far (--report-only computes nothing)
@@ -63,7 +62,6 @@ fi
 
 # ---- the jobs (run from /root/repo, detached) -------------------------------------------------------------------
 env_setup
-seal() { python3 -m agent.cli "$@"; }
 k=$R/k175
 mkdir -p $k
 [ -f $k/run.json ] || { cp bench/results/knowledge-175/{run.json,selfedits.jsonl} $k/; gunzip -c bench/results/knowledge-175/results.jsonl.gz >$k/results.jsonl; }

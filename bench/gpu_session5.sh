@@ -17,6 +17,7 @@
 set -u
 source "$(dirname "$0")/gpu_job.sh"  # launch / wait (R=/root/runs)
 JOB_LOG=jobs.log COUNTED="*/rewards.jsonl */results.jsonl */runs.jsonl"
+JOB_CONFIG=$SETTINGS_BEFORE_SESSION7  # the settings it was measured with (lines mixed, weight 1)
 before_launch() {
   mkdir -p /root/stage
   [ -d /root/stage/minilm ] || cp -a .stage3/minilm /root/stage/
@@ -25,9 +26,6 @@ before_launch() {
 gpu_job "$0" "$@"
 
 # ---- the jobs (run from /root/repo, detached) -------------------------------------------------------------------
-export PYTHONPATH=/tmp/site:/root/repo PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
-export SEAL_AGENT_STUDENT_MODEL=/root/stage/smol SEAL_AGENT_TEACHER_MODEL=/root/stage/smol SEAL_AGENT_HOME=/root/home
-seal() { python3 -m agent.cli "$@"; }
 MSTEP=(--set policy.epochs=6 --set policy.lr=5e-4)
 variant() {  # GPU NAME [teacher train options]: train, then both rounds' teachers on the held-out passages
   local gpu=$1 name=$2; shift 2

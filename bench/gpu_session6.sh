@@ -17,13 +17,11 @@
 set -u
 source "$(dirname "$0")/gpu_job.sh"  # launch / wait (R=/root/runs)
 JOB_LOG=jobs.log COUNTED="*/rewards.jsonl */evals.jsonl */results.jsonl"
+JOB_CONFIG=$SETTINGS_BEFORE_SESSION7  # the settings it was measured with (lines mixed, weight 1)
 before_launch() { nvidia-smi --query-gpu=index,name,memory.total --format=csv; }
 gpu_job "$0" "$@"
 
 # ---- the jobs (run from /root/repo, detached) -------------------------------------------------------------------
-export PYTHONPATH=/tmp/site:/root/repo PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
-export SEAL_AGENT_STUDENT_MODEL=/root/stage/smol SEAL_AGENT_TEACHER_MODEL=/root/stage/smol SEAL_AGENT_HOME=/root/home
-seal() { python3 -m agent.cli "$@"; }
 ROUNDS=3
 held() {  # NAME CONDITIONS [GROUP]: the held-out rows, two shards side by side
   for s in 0 1; do

@@ -15,12 +15,10 @@
 set -u
 source "$(dirname "$0")/gpu_job.sh"  # launch / wait (R=/root/runs)
 JOB_LOG=jobs-b.log COUNTED="D/rewards.jsonl D-held/results.jsonl D-held/selfedits.jsonl"
+JOB_CONFIG=$SETTINGS_BEFORE_SESSION7  # the settings it was measured with (lines mixed, weight 1)
 before_launch() { tar xzf .d_runs/runs.tgz -C $R && rm -f $R/ALL_DONE; }
 gpu_job "$0" "$@"
 
-export PYTHONPATH=/tmp/site:/root/repo PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
-export SEAL_AGENT_STUDENT_MODEL=/root/stage/smol SEAL_AGENT_TEACHER_MODEL=/root/stage/smol SEAL_AGENT_HOME=/root/home
-seal() { python3 -m agent.cli "$@"; }
 held() {  # LOG CONDITIONS [--shard I/N]
   local log=$1 cond=$2; shift 2
   seal bench knowledge --device cuda --subset $R/D/heldout.json --seeds 1 --k 3 --group 64 --conditions "$cond" \

@@ -12,11 +12,10 @@
 set -u
 source "$(dirname "$0")/gpu_job.sh"  # launch / wait (R=/root/runs)
 JOB_LOG=jobs-c.log COUNTED="*/results.jsonl */selfedits.jsonl"
+JOB_CONFIG=$SETTINGS_BEFORE_SESSION7  # the settings it was measured with (lines mixed, weight 1)
 before_launch() { cp .d_runs/heldout.json $R/heldout.json; }
 gpu_job "$0" "$@"
 
-export PYTHONPATH=/tmp/site:/root/repo PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
-export SEAL_AGENT_STUDENT_MODEL=/root/stage/smol SEAL_AGENT_TEACHER_MODEL=/root/stage/smol SEAL_AGENT_HOME=/root/home
 echo "start $(date)"
 for t in 0.7 0.3; do
   python3 -m agent.cli --set teacher.temperature=$t bench knowledge --device cuda --subset $R/heldout.json --seeds 1 \

@@ -10,12 +10,10 @@
 set -u
 source "$(dirname "$0")/gpu_job.sh"  # launch / wait (R=/root/runs)
 JOB_LOG=jobs-b.log COUNTED="E/rewards.jsonl E-held/results.jsonl E-held/selfedits.jsonl"
+JOB_CONFIG=$SETTINGS_BEFORE_SESSION7  # as measured: each call sets absorb.lines; weight 1 unless it sets one
 before_launch() { tar xzf .d_runs/runs.tgz -C $R && rm -f $R/ALL_DONE; }
 gpu_job "$0" "$@"
 
-export PYTHONPATH=/tmp/site:/root/repo PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
-export SEAL_AGENT_STUDENT_MODEL=/root/stage/smol SEAL_AGENT_TEACHER_MODEL=/root/stage/smol SEAL_AGENT_HOME=/root/home
-seal() { python3 -m agent.cli "$@"; }
 echo "start $(date)"
 seal --set absorb.lines=beside --set policy.epochs=6 --set policy.lr=5e-4 teacher train --device cuda \
   --passages 100 --samples 5 --seeds 2 --rounds 2 --group 128 --reward contains --keep best --out $R/E >$R/E-rebuild.log 2>&1

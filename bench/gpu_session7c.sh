@@ -10,11 +10,10 @@
 set -u
 source "$(dirname "$0")/gpu_job.sh"  # launch / wait (R=/root/runs)
 JOB_LOG=jobs-c.log COUNTED="*/rewards.jsonl */results.jsonl"
+JOB_CONFIG=$SETTINGS_BEFORE_SESSION7  # as measured: each call sets absorb.lines; weight 1 unless it sets one
 before_launch() { cp .d_runs/heldout.json $R/heldout.json; }
 gpu_job "$0" "$@"
 
-export PYTHONPATH=/tmp/site:/root/repo PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
-export SEAL_AGENT_STUDENT_MODEL=/root/stage/smol SEAL_AGENT_TEACHER_MODEL=/root/stage/smol SEAL_AGENT_HOME=/root/home
 seal() { python3 -m agent.cli --set absorb.lines=beside --set train.side_weight=0.3 "$@"; }
 adapter() { python3 -c "
 import json
