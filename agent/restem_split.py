@@ -44,21 +44,34 @@ def _shuffled(items: list[Passage], seed: int) -> list[Passage]:
     return out
 
 
+def resolve_titles(values: Sequence[str], known: set[str]) -> set[str]:
+    """Titles from comma-separated lists. A title that holds a comma itself ("Fresno, California") is matched
+    whole: at each part the longest run of parts that joins into a known title wins; else the part alone."""
+    titles = set()
+    for value in values:
+        parts, i = value.split(","), 0
+        while i < len(parts):
+            j = next((j for j in range(len(parts), i + 1, -1) if ",".join(parts[i:j]).strip() in known), i + 1)
+            titles.add(",".join(parts[i:j]).strip())
+            i = j
+    return titles - {""}
+
+
 def make_split(data: Path, eval_data: Path, n_train: int, eval_titles: Sequence[str] = (), n_quick: int = 0,
                seed: int = 0) -> Split:
-    """Training pool = ``data`` minus ``eval_titles``; ``n_train`` of them (a seeded shuffle, so several titles
-    are drawn). Held-out = ``eval_data`` passages whose title is not in the training pool (and is one of
+    """Training pool = ``data`` minus ``eval_titles`` (comma-separated lists, see resolve_titles); ``n_train`` of
+    them (a seeded shuffle, so several titles are drawn). Held-out = ``eval_data`` passages whose title is not in the training pool (and is one of
     ``eval_titles`` when given) and whose text is not a training text; ``n_quick`` of them for the per-round
     evaluation (a seeded shuffle)."""
-    reserved = {t.strip() for t in eval_titles if t.strip()}
-    pool = [p for p in load_passages(data) if p.title not in reserved]
+    passages, every = load_passages(data), load_passages(eval_data)
+    reserved = resolve_titles(eval_titles, {p.title for p in passages + every})
+    pool = [p for p in passages if p.title not in reserved]
     if not pool:
         raise BadInput(f"{data}: no training passages left after removing --eval-titles")
     if n_train < 1 or n_train > len(pool):
         raise BadInput(f"--passages {n_train}: the training pool of {data} has {len(pool)} passages")
     train_titles = sorted({p.title for p in pool})
     contexts = {p.context for p in pool}
-    every = load_passages(eval_data)
     if reserved:
         unknown = reserved - {p.title for p in every}
         if unknown:

@@ -12,7 +12,9 @@ from peft import PeftModel
 from agent.cli import main
 from agent.config import Config
 from agent.restem import Restem, RestemOptions
+from agent.errors import BadInput
 from agent.restem_reward import Score, keep, reward_of, seed_gains
+from agent.restem_split import make_split
 from student.adapters import AdapterStore
 from student.config import AnswerSettings, LoraSettings, TrainSettings
 from student.innerloop import CandidateResult
@@ -130,6 +132,22 @@ def _setup(tmp_path, **opts):
     options.update(opts)
     return cfg, RestemOptions(**options), (lambda: (make_tiny_model(tok, seed=1), tok)), \
         (lambda: (make_tiny_model(tok, seed=2), tok))
+
+
+def test_eval_titles_reserve_whole_titles_even_with_commas(tmp_path):
+    """--eval-titles on a pool of many titles: the reserved titles leave training and are the held-out set; a
+    title holding a comma is matched whole inside the list."""
+    fresno = {"title": "Fresno, California", "context": "Fresno lies in the San Joaquin Valley.",
+              "questions": [{"question": "Where does Fresno lie?", "answer": "the San Joaquin Valley"}]}
+    data = tmp_path / "pool.json"
+    data.write_text(json.dumps(PASSAGES + [fresno]))
+    split = make_split(data, data, n_train=2, eval_titles=("Alpha,Fresno, California",))
+    assert split.heldout_titles == ["Alpha", "Fresno, California"]
+    assert split.train_titles == ["Beta", "Gamma"]
+    assert sorted(p.title for p in split.train) == ["Beta", "Gamma"]
+    assert make_split(data, data, 2).heldout == []  # no reserved titles: every title of the pool trains
+    with pytest.raises(BadInput, match="no passages titled Fresno"):
+        make_split(data, data, 2, eval_titles=("Fresno",))
 
 
 def _stable(path):

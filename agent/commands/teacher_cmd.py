@@ -34,7 +34,8 @@ def train(ctx: typer.Context,
                                          "teacher itself (its policy merged)."),
           family: Optional[str] = typer.Option(None, "--family", help="Self-edit prompt family (default: config)."),
           eval_titles: Optional[str] = typer.Option(None, "--eval-titles", help="Comma-separated titles kept for "
-                                                    "evaluation (removed from training)."),
+                                                    "evaluation (removed from training); a title with a comma in "
+                                                    "it is matched whole."),
           eval_data: Optional[Path] = typer.Option(None, "--eval-data", help="Held-out pool (default: the 175 "
                                                    "reference passages minus training titles)."),
           eval_passages: int = typer.Option(0, "--eval-passages", min=0, help="Quick held-out evaluation of each "
@@ -57,11 +58,10 @@ def train(ctx: typer.Context,
     cfg = st.config()
     if device:
         cfg.models.device = device
-    titles = tuple(t.strip() for t in (eval_titles or "").split(",") if t.strip())
     opts = RestemOptions(data=data or TRAIN_DATA, eval_data=eval_data or HELDOUT_DATA, rounds=rounds,
                          passages=passages, samples=samples, seeds=seeds, reward=reward, keep=keep,
-                         self_mode=self_mode, family=family, eval_titles=titles, eval_passages=eval_passages,
-                         out=out, engine=engine, group=group, gen_batch=gen_batch)
+                         self_mode=self_mode, family=family, eval_titles=(eval_titles,) if eval_titles else (),
+                         eval_passages=eval_passages, out=out, engine=engine, group=group, gen_batch=gen_batch)
     # claim the home before hours of training (a home holding only adapters/ would be refused later); no chromadb
     check_home(cfg.home, create=True)
     with emitter(ctx) as emit:
