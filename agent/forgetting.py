@@ -25,6 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from teacher.parsing import parse_completion, passage_text
+
+from .absorb import fingerprint as absorb_fingerprint
+from .absorb import split_update
 from .benchmarks.runlog import JsonlLog, check_run_file
 from .benchmarks.squad import DATA_REF, DEFAULT_DATA, Passage, data_digest, load_passages, load_reference
 from .config import Config
@@ -103,6 +107,7 @@ class SweepDoc:
     questions: list[str]
     golds: list[str]
     texts: list[str]                            # what the student trains on for this document
+    passage: str = ""                           # the passage's own text among them ([absorb] lines)
 
 
 @dataclass
@@ -218,7 +223,8 @@ class ForgettingSweep:
         every = load_passages(data)
         chosen = choose_documents(every, o.docs, o.seed)
         texts = self._texts(chosen)
-        self.docs = [SweepDoc(p.index, p.title, list(p.questions), list(p.golds), t) for p, t in zip(chosen, texts)]
+        self.docs = [SweepDoc(p.index, p.title, list(p.questions), list(p.golds), t,
+                              passage_text(p.title, p.context, self.cfg.parse)) for p, t in zip(chosen, texts)]
         self.data, self.digest = data, data_digest(every)
         self.general = general_eval_texts() if o.perplexity else []
         check_run_file(self.out / "run.json", self.fingerprint(), "sweep")
@@ -228,7 +234,6 @@ class ForgettingSweep:
     def _texts(self, passages: list[Passage]) -> list[list[str]]:
         if self.opts.texts == "passage":
             return [[p.text] for p in passages]
-        from teacher.parsing import parse_completion
         name = self.opts.texts.partition(":")[2]
         if not name:
             name = DATA_REF if all(p.completions for p in passages) else "gpt4.1"
@@ -241,7 +246,8 @@ class ForgettingSweep:
 
     def fingerprint(self) -> dict:
         c, o = self.cfg, self.opts
-        return {
+        lines = absorb_fingerprint(c.absorb, c.train.side_weight) if o.texts != "passage" else {}  # no lines alone
+        return {**lines,
             "data": self.digest, "docs": [d.index for d in self.docs], "texts": o.texts, "seed": o.seed,
             "ratio": self.ratio, "capacity": self.capacity, "replay_seed": c.replay.seed, "perplexity": o.perplexity,
             "train": dataclasses.asdict(c.train), "lora": dataclasses.asdict(c.lora),
@@ -335,7 +341,8 @@ class ForgettingSweep:
                 self.student.reset(seed)
             self.emit(Stage("train", f"{label} run {run + 1} doc {k}/{T}: {len(doc.texts)}+{len(extra.texts)} texts"
                                       + (f", {len(extra.anchor)} anchor" if extra.anchor else "")))
-            result = self.student.absorb(doc.texts, settings, replay=extra.texts, anchor=extra.anchor,
+            planned, side = split_update(doc.texts, [doc.passage], self.cfg.absorb)  # as ingest trains a document
+            result = self.student.absorb(planned, settings, replay=extra.texts, anchor=extra.anchor, side=side,
                                          on_step=lambda st, tot, ep, loss: self.emit(TrainStep(st, tot, ep, loss)))
             stream.extend(doc.texts)
             if update == "merge":

@@ -287,6 +287,30 @@ def test_sweep_reference_texts_and_bad_options(tmp_path):
         ForgettingSweep(_tiny_cfg(tmp_path / "home"), SweepOptions(data=data, docs=4, out=tmp_path / "p")).prepare()
 
 
+@pytest.mark.parametrize("lines", ["beside", "mixed"])
+def test_sweep_reference_lines_go_beside_the_passage_as_in_ingest(tmp_path, tiny_tokenizer, monkeypatch, lines):
+    """--texts ref trains each document as ingest does under [absorb] lines: beside = the passage planned and the
+    self-edit's lines as side texts; mixed = all in one plan. The run folder records the choice."""
+    from agent.forgetting import ForgettingSweep, SweepOptions
+    from student.student import Student
+    calls = []
+    absorb = Student.absorb
+    monkeypatch.setattr(Student, "absorb", lambda self, texts, *a, side=(), **kw: (
+        calls.append((list(texts), list(side))), absorb(self, texts, *a, side=side, **kw))[1])
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps([dict(d, completions=["1. The red stone is high up.\n2. Towers keep red stones."])
+                                for d in DOCS[:1]]))
+    cfg = _tiny_cfg(tmp_path / "home")
+    cfg.absorb.lines = lines
+    opts = SweepOptions(data=data, docs=1, texts="ref", replay="none", perplexity=False, out=tmp_path / "o")
+    ForgettingSweep(cfg, opts, load_student=lambda: (make_tiny_model(tiny_tokenizer), tiny_tokenizer)).prepare().run()
+    passage = f"{DOCS[0]['title']}\n{DOCS[0]['context']}"
+    lines_ = [f"{DOCS[0]['title']}\nThe red stone is high up.", f"{DOCS[0]['title']}\nTowers keep red stones."]
+    assert calls == ([([passage], lines_)] if lines == "beside" else [(lines_ + [passage], [])])
+    recorded = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert recorded.get("absorb", {}).get("lines") == (lines if lines == "beside" else None)
+
+
 def _colour_embedder(texts):
     """A fake sentence embedder: counts of the three colour words, plus a constant (general text -> orthogonal)."""
     out = []
