@@ -8,6 +8,8 @@
 # Held-out: the 22 reference titles with at least 4 reference passages (133 passages); the other 20 titles of
 # the SQuAD dev set are the training pool. The untrained teacher's row runs on the same held-out passages beside
 # the training; each round's teacher goes to the held-out rows as soon as it is trained.
+# A variant sets RUN (its folder names, default G) and SETS (config flags for every command) and sources this
+# file (bench/gpu_session8b.sh).
 #   calls 1-2: carry .stage1, then .stage2 (source bench/gpu_stage.sh in both)
 #   call 3: carry .stage3 .gpu_src .d_runs (.d_runs/squad_dev.json: ../shared/data/squad/squad_dev.json):
 #     source bench/gpu_stage.sh && bash .gpu_src/bench/gpu_session8.sh launch && bash .gpu_src/bench/gpu_session8.sh wait 420
@@ -17,26 +19,27 @@ source "$(dirname "$0")/gpu_job.sh"  # launch / wait (R=/root/runs)
 JOB_LOG=jobs.log COUNTED="*/rewards.jsonl */results.jsonl"
 before_launch() { cp .d_runs/squad_dev.json $R/squad_dev.json; }
 gpu_job "$0" "$@"
+RUN=${RUN:-G} SETS=${SETS:-}
 
 EVAL_TITLES="Martin Luther,Kenya,Doctor Who,Nikola Tesla,United Methodist Church,Apollo program,Genghis Khan,\
 American Broadcasting Company,Victoria and Albert Museum,French and Indian War,Yuan dynasty,University of Chicago,\
 Islamism,Computational complexity theory,Private school,European Union law,Immune system,Newcastle upon Tyne,\
 Fresno, California,Super Bowl 50,Warsaw,Steam engine"
 held() {  # LABEL CONDITION: one held-out row into its own folder
-  seal bench knowledge --device cuda --subset $R/G/heldout.json --seeds 1 --k 3 --group 64 --conditions "$2" \
-    --out $R/G-held-$1 >$R/G-held-$1.log 2>&1
+  seal $SETS bench knowledge --device cuda --subset $R/$RUN/heldout.json --seeds 1 --k 3 --group 64 \
+    --conditions "$2" --out $R/$RUN-held-$1 >$R/$RUN-held-$1.log 2>&1
 }
 adapter() { python3 -c "
 import json
 try:
-    d = json.load(open('$R/G/round-$1.json')); print(d.get('adapter', '') if d.get('status') == 'done' else '')
+    d = json.load(open('$R/$RUN/round-$1.json')); print(d.get('adapter', '') if d.get('status') == 'done' else '')
 except (FileNotFoundError, ValueError): print('')"; }
 echo "start $(date)"
-seal --set policy.epochs=6 --set policy.lr=5e-4 teacher train --device cuda --data $R/squad_dev.json \
+seal $SETS --set policy.epochs=6 --set policy.lr=5e-4 teacher train --device cuda --data $R/squad_dev.json \
   --eval-titles "$EVAL_TITLES" --passages 80 --samples 5 --seeds 2 --rounds 2 --group 128 --reward loglik \
-  --keep best --out $R/G >$R/G.log 2>&1 &
+  --keep best --out $R/$RUN >$R/$RUN.log 2>&1 &
 train=$!
-while [ ! -f $R/G/heldout.json ] && kill -0 $train 2>/dev/null; do sleep 5; done
+while [ ! -f $R/$RUN/heldout.json ] && kill -0 $train 2>/dev/null; do sleep 5; done
 held 0 teacher &
 for r in 1 2; do
   while [ -z "$(adapter $r)" ] && kill -0 $train 2>/dev/null; do sleep 10; done
