@@ -13,13 +13,14 @@ from agent.benchmarks.stats import mean_interval, paired_interval
 
 
 def rows(folder: Path, condition: str) -> dict:
+    """(passage, seed, format) -> (correct, graded answers over all self-edits, mean gold NLL, self-edits)."""
     out = {}
     for r in read_records(folder / "results.jsonl"):
         if r["condition"] == condition:
             correct = sum(g[0] for e in r["edits"] for g in e["grades"])
             questions = sum(len(e["grades"]) for e in r["edits"])
             nll = sum(e["nll"] for e in r["edits"]) / len(r["edits"])
-            out[(r["passage"], r["seed"], r["format"])] = (correct, questions, nll)
+            out[(r["passage"], r["seed"], r["format"])] = (correct, questions, nll, len(r["edits"]))
     return out
 
 

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from agent.benchmarks.stats import paired_interval, ratio_interval
-from compare_engines import rows  # (passage, seed, format) -> (correct, questions, mean gold NLL)
+from compare_engines import rows  # (passage, seed, format) -> (correct, answers, mean gold NLL, self-edits)
 
 
 def spec(text: str) -> tuple[str, Path, str]:
@@ -33,7 +33,9 @@ def table(specs: list[tuple[str, Path, str]], vs: list[str]) -> str:
     den = [min(d[k][1] for d in data.values()) for k in keys]
     correct = {label: [d[k][0] * q / d[k][1] for k, q in zip(keys, den)] for label, d in data.items()}
     head = ["row", "accuracy [95% CI]", "gold NLL"] + [f"− {v} [95% CI]" for v in vs]
-    out = [f"{len(keys)} passage-seeds, {sum(den)} questions (the passages every row has)", "",
+    first = next(iter(data.values()))
+    questions = sum(first[k][1] // first[k][3] for k in keys)  # each passage's questions once, not once per edit
+    out = [f"{len(keys)} passage-seeds, {questions} questions (the passages every row has)", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, _, _ in specs:
         d = data[label]
