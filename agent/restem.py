@@ -229,7 +229,7 @@ class Restem:
                 "gen_batch": o.gen_batch, "teacher": teacher, "parse": asd(c.parse), "lora": asd(c.lora),
                 "train": train_identity(c.train), **absorb_fingerprint(c.absorb, c.train.side_weight),
                 "answer": asd(c.answer),
-                "policy": asd(self.policy),
+                "policy": policy_identity(self.policy),
                 "models": {"teacher": c.models.teacher, "student": c.models.student, "dtype": c.models.dtype}}
 
     def _append(self, log: JsonlLog, name: str, record: dict) -> None:
@@ -377,7 +377,8 @@ class Restem:
         return pairs, picks
 
     def m_step(self, rnd: int, prev: str, pairs: list, doc: dict) -> dict:
-        """Train the policy adapter (continuing ``prev``) on ``pairs``, save it as a new teacher version.
+        """Train the policy adapter on ``pairs`` (continuing ``prev``, or a fresh one: ``policy.init``), save it as
+        a new teacher version; its parent is ``prev``, the version whose samples it learned from.
 
         The chosen id is written to the manifest before training: a run killed after the save finds the adapter
         and does not train it again; one killed before retrains under the same (never saved) id."""
@@ -390,7 +391,7 @@ class Restem:
         if adapter not in self.store:
             doc.update(status="training", adapter_pending=adapter)
             self._write_manifest(rnd, doc)
-            model = self.teacher.attach(prev)
+            model = self.teacher.attach(prev if self.policy.init == "previous" else "")
             self.emit(Stage("train", f"round {rnd} teacher policy", total=None))
             result = train_policy(model, self.teacher.tokenizer, pairs, self.policy,
                                   on_step=lambda s, t, e, loss: self.emit(TrainStep(s, t, e, loss)))
@@ -546,6 +547,15 @@ def round_line(doc: dict) -> str:
         parts.append(f"held-out acc {h['accuracy']:.3f} vs passage-only {h['passage_accuracy']:.3f} "
                      f"({h['passages']} passages)")
     return ", ".join(parts)
+
+
+def policy_identity(policy: PolicySettings) -> dict:
+    """PolicySettings as a run folder records them: ``init`` only when it is not the default, so folders from
+    before it existed still resume."""
+    d = dataclasses.asdict(policy)
+    if d["init"] == "previous":
+        del d["init"]
+    return d
 
 
 def _mean(xs) -> float:

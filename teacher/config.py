@@ -58,7 +58,10 @@ class PolicySettings:
 
     target_modules: "all-linear" or a list of module names. batch_size: (prompt, completion) pairs per optimizer
     step. max_len: prompt + completion tokens (the completion is cut to fit; a prompt that leaves no room for it
-    drops the pair). schedule: "linear" | "cosine" | "constant" (with warmup_ratio).
+    drops the pair). schedule: "linear" | "cosine" | "constant" (with warmup_ratio). init: where each round's
+    M-step starts: "previous" (the previous round's policy, SEAL's chain; every GPU run here so far) or "base" (a
+    fresh policy on the base model, trained on that round's kept self-edits alone, as ReST-EM does to keep
+    iterations from compounding their fit).
     """
 
     r: int = 64
@@ -74,8 +77,11 @@ class PolicySettings:
     warmup_ratio: float = 0.0
     schedule: str = "linear"
     weight_decay: float = 0.0
+    init: str = "previous"
 
     def __post_init__(self) -> None:
+        if self.init not in ("previous", "base"):
+            raise ValueError(f"policy init must be previous or base, got {self.init!r}")
         if self.r <= 0 or self.epochs < 0 or self.batch_size <= 0 or self.max_len <= 1 or self.lr <= 0:
             raise ValueError("policy: need r > 0, epochs >= 0, batch_size > 0, max_len > 1, lr > 0")
         if self.schedule not in ("linear", "cosine", "constant"):

@@ -240,6 +240,31 @@ def test_resume_after_a_kill_gives_the_same_run(tmp_path):
                load_student=ls2).prepare()
 
 
+@pytest.mark.parametrize("init", ["previous", "base"])
+def test_policy_init_says_where_each_m_step_starts(tmp_path, monkeypatch, init):
+    """policy.init = previous: round 2's M-step continues round 1's policy (SEAL's chain); base: it starts from a
+    fresh policy on the base model (ReST-EM). Either way round 2's version names round 1 as its parent, and only a
+    non-default init is recorded in the run folder (older folders resume)."""
+    import agent.restem as restem_mod
+    trained = []  # per M-step: whether the policy held any learned weights before training
+
+    def spy(model, *a, **kw):
+        trained.append(any(float(p.abs().sum()) > 0 for n, p in model.named_parameters() if "lora_B" in n))
+        return real(model, *a, **kw)
+
+    real = restem_mod.train_policy
+    monkeypatch.setattr(restem_mod, "train_policy", spy)
+    cfg, opts, load_teacher, load_student = _setup(tmp_path, eval_passages=0)
+    cfg.policy.init = init
+    doc = Restem(cfg, opts, load_teacher=load_teacher, load_student=load_student).prepare().run()
+    r1, r2 = (next(r for r in doc["rounds"] if r["round"] == n) for n in (1, 2))
+    assert r1["trained"] and r2["trained"]
+    assert trained == [False, init == "previous"]
+    assert AdapterStore(cfg.home / "adapters" / "teacher").meta(r2["adapter"])["parent"] == r1["adapter"]
+    recorded = json.loads((opts.out / "run.json").read_text())["policy"]
+    assert recorded.get("init") == (None if init == "previous" else "base")
+
+
 def test_a_run_carried_to_another_home_rebuilds_its_teachers(tmp_path):
     """The run folder is the record: in a home without its teacher versions, a re-run trains each finished
     round's M-step again from the logged kept self-edits (nothing is sampled or evaluated again) and gets the
