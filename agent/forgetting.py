@@ -107,7 +107,7 @@ class SweepDoc:
     questions: list[str]
     golds: list[str]
     texts: list[str]                            # what the student trains on for this document
-    passage: str = ""                           # the passage's own text among them ([absorb] lines)
+    passage: str                                # the passage's own text among them ([absorb] lines)
 
 
 @dataclass
