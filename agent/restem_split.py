@@ -60,9 +60,9 @@ def resolve_titles(values: Sequence[str], known: set[str]) -> set[str]:
 def make_split(data: Path, eval_data: Path, n_train: int, eval_titles: Sequence[str] = (), n_quick: int = 0,
                seed: int = 0) -> Split:
     """Training pool = ``data`` minus ``eval_titles`` (comma-separated lists, see resolve_titles); ``n_train`` of
-    them (a seeded shuffle, so several titles are drawn). Held-out = ``eval_data`` passages whose title is not in the training pool (and is one of
-    ``eval_titles`` when given) and whose text is not a training text; ``n_quick`` of them for the per-round
-    evaluation (a seeded shuffle)."""
+    them (a seeded shuffle, so several titles are drawn). Held-out = ``eval_data`` passages whose title is not in
+    the training pool (and is one of ``eval_titles`` when given) and whose text is not a training text;
+    ``n_quick`` of them for the per-round evaluation (a seeded shuffle)."""
     passages, every = load_passages(data), load_passages(eval_data)
     reserved = resolve_titles(eval_titles, {p.title for p in passages + every})
     pool = [p for p in passages if p.title not in reserved]
