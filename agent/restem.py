@@ -319,7 +319,7 @@ class Restem:
                                engine=self.opts.engine, group=g)
             for (head, cand), res in zip(pending, results):
                 self._append(self.evals, "evals", {
-                    **head, "texts": len(cand.texts) + len(cand.side), "accuracy": res.accuracy, "f1": res.f1, "em": res.em,
+                    **head, "texts": cand.n_texts, "accuracy": res.accuracy, "f1": res.f1, "em": res.em,
                     "nll": res.nll, "steps": res.steps, "tokens": res.tokens, "seconds": res.seconds,
                     "loss_last": res.losses[-1] if res.losses else None, "answers": res.answers})
                 done += 1

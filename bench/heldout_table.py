@@ -29,13 +29,12 @@ def table(specs: list[tuple[str, Path, str]], vs: list[str]) -> str:
         if not found:
             raise SystemExit(f"{label}: no results for that condition")
     keys = sorted(set.intersection(*(set(d) for d in data.values())))
-    # a row with k self-edits per passage counts its questions k times: weigh every row to the same questions
-    den = [min(d[k][1] for d in data.values()) for k in keys]
+    # a row with k self-edits per passage grades its questions k times: weigh every row to the questions once
+    first = next(iter(data.values()))
+    den = [first[k][1] // first[k][3] for k in keys]
     correct = {label: [d[k][0] * q / d[k][1] for k, q in zip(keys, den)] for label, d in data.items()}
     head = ["row", "accuracy [95% CI]", "gold NLL"] + [f"− {v} [95% CI]" for v in vs]
-    first = next(iter(data.values()))
-    questions = sum(first[k][1] // first[k][3] for k in keys)  # each passage's questions once, not once per edit
-    out = [f"{len(keys)} passage-seeds, {questions} questions (the passages every row has)", "",
+    out = [f"{len(keys)} passage-seeds, {sum(den)} questions (the passages every row has)", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, _, _ in specs:
         d = data[label]

@@ -52,6 +52,11 @@ class Candidate:
         if len(self.questions) != len(self.golds):
             raise ValueError(f"{len(self.questions)} questions but {len(self.golds)} gold answers")
 
+    @property
+    def n_texts(self) -> int:
+        """Every text the update learns: planned and beside."""
+        return len(self.texts) + len(self.side)
+
 
 @dataclass
 class CandidateResult:

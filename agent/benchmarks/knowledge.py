@@ -297,7 +297,7 @@ class KnowledgeBench:
 
     # ---- run ----------------------------------------------------------------------------------------------------
     def _record(self, unit: Unit, results: list[CandidateResult], wall: float) -> dict:
-        edits = [{"texts": len(c.texts) + len(c.side), "steps": r.steps, "tokens": r.tokens, "seconds": r.seconds,
+        edits = [{"texts": c.n_texts, "steps": r.steps, "tokens": r.tokens, "seconds": r.seconds,
                   "loss_first": r.losses[0] if r.losses else None, "loss_last": r.losses[-1] if r.losses else None,
                   "nll": r.nll, "answers": r.answers, "grades": [[g.contains, g.f1, g.em] for g in r.grades]}
                  for c, r in zip(unit.candidates, results)]
