@@ -16,6 +16,14 @@ SETTINGS_BEFORE_SESSION7='[absorb]\nlines = "mixed"\n\n[train]\nside_weight = 1.
 
 seal() { python3 -m agent.cli "$@"; }
 
+round_adapter() {  # RUN_FOLDER R: round R's teacher version once the round is done, else nothing
+  python3 -c "
+import json
+try:
+    d = json.load(open('$1/round-$2.json')); print(d.get('adapter', '') if d.get('status') == 'done' else '')
+except (FileNotFoundError, ValueError): print('')"
+}
+
 job_env() {  # the environment of a job's processes on the GPU machine; writes $JOB_CONFIG into the home
   export PYTHONPATH=/tmp/site:$REPO PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
   export SEAL_AGENT_STUDENT_MODEL=/root/stage/smol SEAL_AGENT_TEACHER_MODEL=/root/stage/smol SEAL_AGENT_HOME=${GPU_HOME:-/root/home}

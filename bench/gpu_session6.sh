@@ -30,10 +30,7 @@ held() {  # NAME CONDITIONS [GROUP]: the held-out rows, two shards side by side
   done
   wait; echo "held-out $1 done $(date)"
 }
-adapter() { python3 -c "
-import json, sys
-try: print(json.load(open('$R/D/round-$1.json')).get('adapter', '') if json.load(open('$R/D/round-$1.json')).get('status') == 'done' else '')
-except (FileNotFoundError, ValueError): print('')"; }
+adapter() { round_adapter $R/D "$1"; }
 echo "start $(date)"
 seal --set policy.epochs=6 --set policy.lr=5e-4 teacher train --device cuda --passages 193 --samples 5 --seeds 2 \
   --rounds $ROUNDS --group 256 --reward contains --keep best --out $R/D >$R/D.log 2>&1 &

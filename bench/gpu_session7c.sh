@@ -15,11 +15,7 @@ before_launch() { cp .d_runs/heldout.json $R/heldout.json; }
 gpu_job "$0" "$@"
 
 seal() { python3 -m agent.cli --set absorb.lines=beside --set train.side_weight=0.3 "$@"; }
-adapter() { python3 -c "
-import json
-try:
-    d = json.load(open('$R/F/round-$1.json')); print(d.get('adapter', '') if d.get('status') == 'done' else '')
-except (FileNotFoundError, ValueError): print('')"; }
+adapter() { round_adapter $R/F "$1"; }
 echo "start $(date)"
 seal --set policy.epochs=6 --set policy.lr=5e-4 teacher train --device cuda --passages 60 --samples 5 --seeds 2 \
   --rounds 2 --group 128 --reward contains --keep best --out $R/F >$R/F.log 2>&1 &

@@ -29,11 +29,7 @@ held() {  # LABEL CONDITION: one held-out row into its own folder
   seal $SETS bench knowledge --device cuda --subset $R/$RUN/heldout.json --seeds 1 --k 3 --group 64 \
     --conditions "$2" --out $R/$RUN-held-$1 >$R/$RUN-held-$1.log 2>&1
 }
-adapter() { python3 -c "
-import json
-try:
-    d = json.load(open('$R/$RUN/round-$1.json')); print(d.get('adapter', '') if d.get('status') == 'done' else '')
-except (FileNotFoundError, ValueError): print('')"; }
+adapter() { round_adapter $R/$RUN "$1"; }
 echo "start $(date)"
 seal $SETS --set policy.epochs=6 --set policy.lr=5e-4 teacher train --device cuda --data $R/squad_dev.json \
   --eval-titles "$EVAL_TITLES" --passages 80 --samples 5 --seeds 2 --rounds 2 --group 128 --reward loglik \
