@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Session 9 (issue 5), on session 8's run T03 (bench/results/restem-h200-session8: 20 SQuAD dev titles, loglik
+# reward, teacher sampling at temperature 0.3), carried in as .d_runs/T03. Its round-1 teacher beat the untrained
+# one at the same temperature by +0.025 [+0.007, +0.042] on the 133 held-out passages, once, at seed 0.
+# Two parts, one machine each:
+#   replicate (this file): `teacher train` on the carried folder rebuilds both rounds' teachers from the logged
+#     winners (the same pairs and seed); the untrained and round-1 rows again with teacher and student seeds 1
+#     and 2 (other self-edits, other student inits), and the round-2 row at seed 0 on all 133 passages (session 8
+#     was cut off at 88).
+#   branch (bench/gpu_session9b.sh): two branches of T03 after its round-1 rewards (bench/restem_branch.py):
+#     policy.init=base (round 2's M-step starts from the untrained policy, the ReST-EM paper's choice, against
+#     T03's round-2 memorisation) and policy.epochs=2 (instead of 6: T03's round-1 M-step ended at loss 0.045);
+#     2 rounds each, and held-out rows at seed 0 of each new teacher.
+# Held-out rows use --group 48 (session 8: 64) so that five fit beside each other, the two branches train at
+# --group 80 (128) side by side; a student's result does not depend on which adapters share its group.
+#   calls 1-2: carry .stage1, then .stage2 (source bench/gpu_stage.sh in both)
+#   call 3: carry .stage3 .gpu_src .d_runs (.d_runs: squad_dev.json and session 8's T03 folder):
+#     source bench/gpu_stage.sh && bash .gpu_src/bench/gpu_session9.sh launch && bash .gpu_src/bench/gpu_session9.sh wait 420
+#   later calls:  bash /root/repo/bench/gpu_session9.sh wait 540
+set -u
+source "$(dirname "$0")/gpu_job.sh"  # launch / wait (R=/root/runs)
+JOB_LOG=jobs.log COUNTED="*/rewards.jsonl */results.jsonl"
+PART=${PART:-replicate}
+before_launch() {
+  cp .d_runs/squad_dev.json $R/squad_dev.json
+  if [ "$PART" = replicate ]; then cp -a .d_runs/T03 $R/T03; return; fi
+  python3 .gpu_src/bench/restem_branch.py .d_runs/T03 $R/T03B init=base
+  python3 .gpu_src/bench/restem_branch.py .d_runs/T03 $R/T03E2 epochs=2
+}
+gpu_job "$0" "$@"
+
+SETS="--set teacher.temperature=0.3"
+EVAL_TITLES=$(python3 -c "import json; print(','.join(json.load(open('$R/T03/split.json'))['heldout_titles']))" 2>/dev/null \
+  || python3 -c "import json; print(','.join(json.load(open('$R/T03B/split.json'))['heldout_titles']))")
+train() {  # FOLDER GROUP POLICY_SETTINGS...: session 8's T03 command (--rounds 2) into FOLDER
+  local out=$1 group=$2; shift 2
+  seal $SETS --set policy.lr=5e-4 "$@" teacher train --device cuda --data $R/squad_dev.json \
+    --eval-titles "$EVAL_TITLES" --passages 80 --samples 5 --seeds 2 --rounds 2 --group $group --reward loglik \
+    --keep best --out $R/$out >$R/$out.log 2>&1
+}
+held() {  # NAME CONDITION SEED: one held-out row (teacher and student seed SEED) into $R/NAME
+  seal $SETS --set teacher.seed=$3 --set train.seed=$3 bench knowledge --device cuda --subset $R/heldout.json \
+    --seeds 1 --k 3 --group 48 --conditions "$2" --out $R/$1 >$R/$1.log 2>&1
+}
+ready() {  # FOLDER ROUND: the round's teacher version once it is in this machine's store (a carried manifest
+  # names a version that exists only on session 8's machine until the rebuild replaces it)
+  local a; a=$(round_adapter $R/$1 $2)
+  [ -n "$a" ] && [ -d "$SEAL_AGENT_HOME/adapters/teacher/$a" ] && echo "$a"
+}
+after() {  # FOLDER ROUND NAME SEED: wait for the round's teacher while FOLDER's training runs, then its row
+  local a
+  while [ -z "$(ready $1 $2)" ] && kill -0 ${trainers[$1]} 2>/dev/null; do sleep 10; done
+  a=$(ready $1 $2); [ -n "$a" ] || { echo "$1 round $2: no teacher"; return; }
+  echo "$1 round $2 teacher $a $(date)"
+  held $3 "teacher:$a" $4
+}
+echo "start $PART $(date)"
+declare -A trainers
+if [ "$PART" = replicate ]; then
+  cp $R/T03/heldout.json $R/heldout.json
+  train T03 128 --set policy.epochs=6 & trainers[T03]=$!
+  held U-s1 teacher 1 &
+  held U-s2 teacher 2 &
+  after T03 1 T03r1-s1 1 &
+  after T03 1 T03r1-s2 2 &
+  after T03 2 T03r2-s0 0 &
+else
+  cp $R/T03B/heldout.json $R/heldout.json
+  train T03B 80 --set policy.epochs=6 --set policy.init=base & trainers[T03B]=$!
+  train T03E2 80 --set policy.epochs=2 & trainers[T03E2]=$!
+  after T03B 2 T03Br2-s0 0 &
+  after T03E2 1 T03E2r1-s0 0 &
+  after T03E2 2 T03E2r2-s0 0 &
+fi
+wait
+echo "all done $(date)"
+touch $R/ALL_DONE
