@@ -14,18 +14,20 @@
 # Held-out rows use --group 48 (session 8: 64) so that five fit beside each other, the two branches train at
 # --group 80 (128) side by side; a student's result does not depend on which adapters share its group.
 #   calls 1-2: carry .stage1, then .stage2 (source bench/gpu_stage.sh in both)
-#   call 3: carry .stage3 .gpu_src .d_runs (.d_runs: squad_dev.json and session 8's T03 folder):
-#     source bench/gpu_stage.sh && bash .gpu_src/bench/gpu_session9.sh launch && bash .gpu_src/bench/gpu_session9.sh wait 420
+#   call 3: carry .stage3 .d_runs (.d_runs/machine2-runs.tgz: bench/results/restem-h200-session8's); the checkout
+#     is the frozen code (tracked files + .stage3 + a separate .gpu_src would pass the 64 MiB a call carries):
+#     source bench/gpu_stage.sh && mkdir .gpu_src && cp -a agent student teacher tui bench pyproject.toml .gpu_src/ &&
+#     bash .gpu_src/bench/gpu_session9.sh launch && bash .gpu_src/bench/gpu_session9.sh wait 420
 #   later calls:  bash /root/repo/bench/gpu_session9.sh wait 540
 set -u
 source "$(dirname "$0")/gpu_job.sh"  # launch / wait (R=/root/runs)
 JOB_LOG=jobs.log COUNTED="*/rewards.jsonl */results.jsonl"
 PART=${PART:-replicate}
-before_launch() {
-  cp .d_runs/squad_dev.json $R/squad_dev.json
-  if [ "$PART" = replicate ]; then cp -a .d_runs/T03 $R/T03; return; fi
-  python3 .gpu_src/bench/restem_branch.py .d_runs/T03 $R/T03B init=base
-  python3 .gpu_src/bench/restem_branch.py .d_runs/T03 $R/T03E2 epochs=2
+before_launch() {  # session 8's T03 folder and squad_dev.json, from its machine-2 archive
+  mkdir -p $R/s8 && tar xzf .d_runs/machine2-runs.tgz -C $R/s8 ./squad_dev.json ./T03 && mv $R/s8/squad_dev.json $R/
+  if [ "$PART" = replicate ]; then mv $R/s8/T03 $R/T03; return; fi
+  python3 .gpu_src/bench/restem_branch.py $R/s8/T03 $R/T03B init=base
+  python3 .gpu_src/bench/restem_branch.py $R/s8/T03 $R/T03E2 epochs=2
 }
 gpu_job "$0" "$@"
 
