@@ -1,10 +1,12 @@
 """One held-out table from rows of several `bench knowledge` run folders (rows measured by different machines
-or absorption settings), on the passages every row has: accuracy with its 95 % bootstrap interval, gold NLL,
-and each row's paired difference from the `--vs` rows (paired bootstrap over passages).
+or absorption settings), on the passage-seeds every row has: accuracy with its 95 % bootstrap interval, gold
+NLL, and each row's paired difference from the `--vs` rows (paired bootstrap over passages).
 
-    python3 bench/heldout_table.py LABEL=FOLDER:CONDITION [...] --vs LABEL[,LABEL] [--out table.md]
+    python3 bench/heldout_table.py LABEL=FOLDER:CONDITION[+FOLDER:CONDITION...] [...] --vs LABEL[,LABEL] [--out F]
 
-e.g. `passage=runs/E-held:passage "teacher r1=runs/E-held:teacher:t-..." --vs passage`.
+e.g. `passage=runs/E-held:passage "teacher r1=runs/E-held:teacher:t-..." --vs passage`. A row joined with `+`
+pools runs of other seeds (a seed's teacher version may have another id); its passages are resampled whole, with
+all their seeds, so the interval does not count one passage's seeds as independent.
 """
 from __future__ import annotations
 
@@ -15,28 +17,52 @@ from agent.benchmarks.stats import paired_interval, ratio_interval
 from compare_engines import rows  # (passage, seed, format) -> (correct, answers, mean gold NLL, self-edits)
 
 
-def spec(text: str) -> tuple[str, Path, str]:
+Spec = tuple[str, list[tuple[Path, str]]]  # label, its (folder, condition) runs
+
+
+def spec(text: str) -> Spec:
     label, _, rest = text.partition("=")
-    folder, _, condition = rest.partition(":")
-    if not label or not folder or not condition:
-        raise argparse.ArgumentTypeError(f"want LABEL=FOLDER:CONDITION, got {text!r}")
-    return label, Path(folder), condition
+    runs = []
+    for part in rest.split("+"):
+        folder, _, condition = part.partition(":")
+        if not folder or not condition:
+            raise argparse.ArgumentTypeError(f"want LABEL=FOLDER:CONDITION[+FOLDER:CONDITION...], got {text!r}")
+        runs.append((Path(folder), condition))
+    if not label:
+        raise argparse.ArgumentTypeError(f"want LABEL=FOLDER:CONDITION[+FOLDER:CONDITION...], got {text!r}")
+    return label, runs
 
 
-def table(specs: list[tuple[str, Path, str]], vs: list[str]) -> str:
-    data = {label: rows(folder, cond) for label, folder, cond in specs}
+def pooled(runs: list[tuple[Path, str]]) -> dict:
+    out = {}
+    for folder, condition in runs:
+        found = rows(folder, condition)
+        if set(found) & set(out):
+            raise SystemExit(f"{folder}: passage-seeds that another run of the same row already has")
+        out.update(found)
+    return out
+
+
+def table(specs: list[Spec], vs: list[str]) -> str:
+    data = {label: pooled(runs) for label, runs in specs}
     for label, found in data.items():
         if not found:
             raise SystemExit(f"{label}: no results for that condition")
-    keys = sorted(set.intersection(*(set(d) for d in data.values())))
+    keys = sorted(set.intersection(*(set(d) for d in data.values())))  # (passage, seed, format)
+    passages = sorted({k[0] for k in keys})
     # a row with k self-edits per passage grades its questions k times: weigh every row to the questions once
     first = next(iter(data.values()))
-    den = [first[k][1] // first[k][3] for k in keys]
-    correct = {label: [d[k][0] * q / d[k][1] for k, q in zip(keys, den)] for label, d in data.items()}
+    questions = {k: first[k][1] // first[k][3] for k in keys}
+    den = [sum(q for k, q in questions.items() if k[0] == p) for p in passages]
+    correct = {label: [sum(d[k][0] * q / d[k][1] for k, q in questions.items() if k[0] == p) for p in passages]
+               for label, d in data.items()}
+    seeds = len({k[1:] for k in keys})
+    what = f"{len(keys)} passage-seeds, {sum(den)} questions" if seeds == 1 else \
+        f"{len(passages)} passages, {len(keys)} passage-seeds, {sum(den)} question-seeds"
     head = ["row", "accuracy [95% CI]", "gold NLL"] + [f"− {v} [95% CI]" for v in vs]
-    out = [f"{len(keys)} passage-seeds, {sum(den)} questions (the passages every row has)", "",
+    out = [f"{what} (the passages every row has)", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, _, _ in specs:
+    for label, _ in specs:
         d = data[label]
         acc = ratio_interval(correct[label], den)
         nll = sum(d[k][2] for k in keys) / len(keys)
@@ -60,7 +86,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     o = ap.parse_args()
     vs = [v for v in o.vs.split(",") if v]
-    unknown = set(vs) - {label for label, _, _ in o.rows}
+    unknown = set(vs) - {label for label, _ in o.rows}
     if unknown:
         raise SystemExit(f"--vs names no row: {', '.join(sorted(unknown))}")
     text = table(o.rows, vs)
