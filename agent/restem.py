@@ -475,6 +475,9 @@ class Restem:
                 doc = self._round(rnd, prev, doc)
             elif doc.get("trained") and doc["adapter"] not in self.store:
                 doc = self.rebuild(rnd, prev, doc)
+                if self.split.quick and "heldout" not in doc:  # a branch (bench/restem_branch.py) drops it
+                    doc["heldout"] = self.heldout(rnd, doc["adapter"])
+                    self._write_manifest(rnd, doc)
             summaries.append(doc)
             self._say(doc)
             prev = doc["adapter"]

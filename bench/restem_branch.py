@@ -3,8 +3,9 @@
     python3 bench/restem_branch.py SRC DST KEY=VALUE [KEY=VALUE ...]     (keys of [policy]: init, epochs, lr, ...)
 
 Round 1 samples from the untrained teacher, so its self-edits and rewards do not depend on the policy settings:
-DST gets SRC's round-1 records (samples, evals, rewards, the round-1 manifest, the split) and a run.json whose
-policy is SRC's with the given changes. `seal-agent --set policy.KEY=VALUE ... teacher train --out DST` with the
+DST gets SRC's round-1 records (samples, evals, rewards, the round-0/1 manifests, the split) and a run.json whose
+policy is SRC's with the given changes; not the quick held-out evaluation of SRC's round-1 teacher, which the
+rebuild measures again for its own. `seal-agent --set policy.KEY=VALUE ... teacher train --out DST` with the
 SRC run's other flags then finds round 1 done, its teacher version missing, and rebuilds it from the logged
 winners under the new settings (Restem.rebuild); later rounds are sampled and rewarded anew. Two M-step settings
 are so compared on one round-1 reward pool, paired, at the cost of an M-step instead of a round.
@@ -16,8 +17,16 @@ import shutil
 import sys
 from pathlib import Path
 
-KEEP = ("split.json", "heldout.json", "round-1.json")
+KEEP = ("split.json", "heldout.json", "round-0.json")  # round-0.json: the untrained teacher's quick held-out
 LOGS = ("samples.jsonl", "evals.jsonl", "rewards.jsonl")
+
+
+def keep(record: dict) -> bool:
+    """Round 1's training records and the passage-only baselines (round -1); of the quick held-out evaluation
+    only the untrained teacher's (round 0)."""
+    if record.get("set") == "heldout":
+        return record["round"] <= 0
+    return record["round"] <= 1
 
 
 def value(text: str):
@@ -45,11 +54,14 @@ def branch(src: Path, dst: Path, changes: dict) -> dict:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for name in KEEP:
-        shutil.copy2(src / name, tmp / name)
+        if (src / name).exists():
+            shutil.copy2(src / name, tmp / name)
+    doc = json.loads((src / "round-1.json").read_text())
+    doc.pop("heldout", None)
+    (tmp / "round-1.json").write_text(json.dumps(doc, indent=2) + "\n")
     kept = {}
     for name in LOGS:
-        lines = [line for line in (src / name).read_text().splitlines()
-                 if line.strip() and json.loads(line)["round"] <= 1]  # -1: passage-only baselines
+        lines = [line for line in (src / name).read_text().splitlines() if line.strip() and keep(json.loads(line))]
         (tmp / name).write_text("".join(line + "\n" for line in lines))
         kept[name] = len(lines)
     (tmp / "run.json").write_text(json.dumps(run, indent=2) + "\n")

@@ -293,6 +293,49 @@ def test_a_run_carried_to_another_home_rebuilds_its_teachers(tmp_path):
     assert store_b.ids() == new
 
 
+def _branch_tool():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "bench" / "restem_branch.py"
+    spec = importlib.util.spec_from_file_location("restem_branch", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_branch_after_round_one_reuses_its_rewards_under_another_policy(tmp_path):
+    """bench/restem_branch.py: round 1 sampled from the untrained teacher, so another M-step setting can start
+    from its logged rewards. The branch rebuilds round 1's teacher under the new policy (more epochs: more steps),
+    measures that teacher's quick held-out anew, samples and rewards only round 2, and the source run is
+    untouched; a key that is no policy setting is refused."""
+    branch = _branch_tool().branch
+    cfg, opts, load_teacher, load_student = _setup(tmp_path / "a")  # 2 rounds: the branch keeps round 1's
+    src = Restem(cfg, opts, load_teacher=load_teacher, load_student=load_student).prepare().run()
+    before = {f.name: f.read_bytes() for f in opts.out.iterdir()}
+    with pytest.raises(SystemExit, match="not a policy setting: epoch"):
+        branch(opts.out, tmp_path / "nope", {"epoch": 3})
+    dst = tmp_path / "b" / "run"
+    made = branch(opts.out, dst, {"init": "base", "epochs": 3})
+    assert made["policy"]["init"] == "base" and made["policy"]["epochs"] == 3
+    assert {f.name: f.read_bytes() for f in opts.out.iterdir()} == before
+
+    cfg_b = Config(**{**cfg.__dict__, "home": tmp_path / "b" / "home"})
+    cfg_b.policy = PolicySettings(**{**cfg.policy.__dict__, "init": "base", "epochs": 3})
+    opts_b = RestemOptions(**{**opts.__dict__, "out": dst, "rounds": 2})
+    records = []
+    doc = Restem(cfg_b, opts_b, load_teacher=load_teacher, load_student=load_student,
+                 on_record=lambda log, rec: records.append((log, rec.get("set"), rec["round"]))).prepare().run()
+    assert {r for r in records if r[2] != 2} == {("samples", "heldout", 1), ("evals", "heldout", 1)}
+    assert {r[0] for r in records if r[2] == 2} == {"samples", "evals", "rewards"}
+    r1_src, r1 = src["rounds"][1], doc["rounds"][1]
+    assert r1["rebuilt_from"] == r1_src["adapter"] and r1["picks"] == r1_src["picks"]
+    assert r1["policy_train"]["steps"] == r1_src["policy_train"]["steps"] * 3 // 2
+    assert r1["heldout"]["passages"] == 1 and doc["rounds"][2]["trained"] is not None
+    # the same folder with the source's policy is another run
+    with pytest.raises(BadInput, match="policy differ"):
+        Restem(cfg, opts_b, load_teacher=load_teacher, load_student=load_student).prepare()
+
+
 def test_exported_version_loads_with_peft_and_changes_generation(tmp_path, capsys):
     cfg, opts, load_teacher, load_student = _setup(tmp_path, rounds=1, eval_passages=0)
     doc = Restem(cfg, opts, load_teacher=load_teacher, load_student=load_student).prepare().run()
