@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from agent.benchmarks.stats import paired_interval, ratio_interval
+from agent.benchmarks.stats import mean_interval, paired_interval, ratio_interval
 from compare_engines import rows  # (passage, seed, format) -> (correct, answers, mean gold NLL, self-edits)
 
 
@@ -43,7 +43,7 @@ def pooled(runs: list[tuple[Path, str]]) -> dict:
     return out
 
 
-def table(specs: list[Spec], vs: list[str]) -> str:
+def table(specs: list[Spec], vs: list[str], nll_vs: bool = False) -> str:
     data = {label: pooled(runs) for label, runs in specs}
     for label, found in data.items():
         if not found:
@@ -56,40 +56,47 @@ def table(specs: list[Spec], vs: list[str]) -> str:
     den = [sum(q for k, q in questions.items() if k[0] == p) for p in passages]
     correct = {label: [sum(d[k][0] * q / d[k][1] for k, q in questions.items() if k[0] == p) for p in passages]
                for label, d in data.items()}
+    # gold NLL per passage: the mean over its seeds (each already the mean over the row's self-edits)
+    nll = {label: [sum(d[k][2] for k in keys if k[0] == p) / sum(1 for k in keys if k[0] == p) for p in passages]
+           for label, d in data.items()}
     seeds = len({k[1:] for k in keys})
     what = f"{len(keys)} passage-seeds, {sum(den)} questions" if seeds == 1 else \
         f"{len(passages)} passages, {len(keys)} passage-seeds, {sum(den)} question-seeds"
-    head = ["row", "accuracy [95% CI]", "gold NLL"] + [f"− {v} [95% CI]" for v in vs]
+    head = ["row", "accuracy [95% CI]", "gold NLL"] + [f"− {v} [95% CI]" for v in vs] + \
+        ([f"gold NLL − {v} [95% CI]" for v in vs] if nll_vs else [])
     out = [f"{what} (the passages every row has)", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, _ in specs:
         d = data[label]
         acc = ratio_interval(correct[label], den)
-        nll = sum(d[k][2] for k in keys) / len(keys)
-        cells = [label, f"{acc.value:.3f} [{acc.lo:.3f}, {acc.hi:.3f}]", f"{nll:.3f}"]
+        mean_nll = sum(d[k][2] for k in keys) / len(keys)
+        cells = [label, f"{acc.value:.3f} [{acc.lo:.3f}, {acc.hi:.3f}]", f"{mean_nll:.3f}"]
         for v in vs:
-            if v == label:
-                cells.append("")
-                continue
-            diff = paired_interval(correct[label], correct[v], den)
-            mark = " ✱" if diff.lo > 0 or diff.hi < 0 else ""
-            cells.append(f"{diff.value:+.3f} [{diff.lo:+.3f}, {diff.hi:+.3f}]{mark}")
+            cells.append("" if v == label else cell(paired_interval(correct[label], correct[v], den), 3))
+        for v in vs if nll_vs else []:
+            cells.append("" if v == label else cell(mean_interval([a - b for a, b in zip(nll[label], nll[v])]), 3))
         out.append("| " + " | ".join(cells) + " |")
     out += ["", "✱ = outside the error bars (95 % paired bootstrap over passages)"]
     return "\n".join(out)
+
+
+def cell(diff, digits: int) -> str:
+    mark = " ✱" if diff.lo > 0 or diff.hi < 0 else ""
+    return f"{diff.value:+.{digits}f} [{diff.lo:+.{digits}f}, {diff.hi:+.{digits}f}]{mark}"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("rows", nargs="+", type=spec)
     ap.add_argument("--vs", default="", help="comma-separated labels to take paired differences from")
+    ap.add_argument("--nll", action="store_true", help="also the paired differences in gold NLL (mean per passage)")
     ap.add_argument("--out", type=Path)
     o = ap.parse_args()
     vs = [v for v in o.vs.split(",") if v]
     unknown = set(vs) - {label for label, _ in o.rows}
     if unknown:
         raise SystemExit(f"--vs names no row: {', '.join(sorted(unknown))}")
-    text = table(o.rows, vs)
+    text = table(o.rows, vs, o.nll)
     print(text)
     if o.out:
         o.out.write_text(text + "\n", encoding="utf-8")
