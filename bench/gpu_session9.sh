@@ -11,6 +11,9 @@
 #     policy.init=base (round 2's M-step starts from the untrained policy, the ReST-EM paper's choice, against
 #     T03's round-2 memorisation) and policy.epochs=2 (instead of 6: T03's round-1 M-step ended at loss 0.045);
 #     2 rounds each, and held-out rows at seed 0 of each new teacher.
+#   extend (bench/gpu_session9c.sh): from the T03 and T03B (init=base) folders the first two machines left
+#     (.d_runs/session9.tgz), both rounds' teachers rebuilt; their round-2 rows at seeds 1 and 2, and T03B's
+#     round 3 with its row at seed 0.
 # Held-out rows use --group 48 (session 8: 64) so that five fit beside each other, the two branches train at
 # --group 80 (128) side by side; a student's result does not depend on which adapters share its group.
 #   calls 1-2: carry .stage1, then .stage2 (source bench/gpu_stage.sh in both)
@@ -24,6 +27,7 @@ source "$(dirname "$0")/gpu_job.sh"  # launch / wait (R=/root/runs)
 JOB_LOG=jobs.log COUNTED="*/rewards.jsonl */results.jsonl"
 PART=${PART:-replicate}
 before_launch() {  # session 8's T03 folder and squad_dev.json, from its machine-2 archive
+  if [ "$PART" = extend ]; then tar xzf .d_runs/session9.tgz -C $R; return; fi  # T03, T03B, squad_dev.json
   mkdir -p $R/s8 && tar xzf .d_runs/machine2-runs.tgz -C $R/s8 ./squad_dev.json ./T03 && mv $R/s8/squad_dev.json $R/
   if [ "$PART" = replicate ]; then mv $R/s8/T03 $R/T03; return; fi
   python3 .gpu_src/bench/restem_branch.py $R/s8/T03 $R/T03B init=base
@@ -34,10 +38,10 @@ gpu_job "$0" "$@"
 SETS="--set teacher.temperature=0.3"
 EVAL_TITLES=$(python3 -c "import json; print(','.join(json.load(open('$R/T03/split.json'))['heldout_titles']))" 2>/dev/null \
   || python3 -c "import json; print(','.join(json.load(open('$R/T03B/split.json'))['heldout_titles']))")
-train() {  # FOLDER GROUP POLICY_SETTINGS...: session 8's T03 command (--rounds 2) into FOLDER
+train() {  # FOLDER GROUP POLICY_SETTINGS...: session 8's T03 command (--rounds ROUNDS, default 2) into FOLDER
   local out=$1 group=$2; shift 2
   seal $SETS --set policy.lr=5e-4 "$@" teacher train --device cuda --data $R/squad_dev.json \
-    --eval-titles "$EVAL_TITLES" --passages 80 --samples 5 --seeds 2 --rounds 2 --group $group --reward loglik \
+    --eval-titles "$EVAL_TITLES" --passages 80 --samples 5 --seeds 2 --rounds ${ROUNDS:-2} --group $group --reward loglik \
     --keep best --out $R/$out >$R/$out.log 2>&1
 }
 held() {  # NAME CONDITION SEED: one held-out row (teacher and student seed SEED) into $R/NAME
@@ -66,6 +70,15 @@ if [ "$PART" = replicate ]; then
   after T03 1 T03r1-s1 1 &
   after T03 1 T03r1-s2 2 &
   after T03 2 T03r2-s0 0 &
+elif [ "$PART" = extend ]; then
+  cp $R/T03B/heldout.json $R/heldout.json
+  train T03 128 --set policy.epochs=6 & trainers[T03]=$!
+  ROUNDS=3 train T03B 64 --set policy.epochs=6 --set policy.init=base & trainers[T03B]=$!
+  after T03B 2 T03Br2-s1 1 &
+  after T03B 2 T03Br2-s2 2 &
+  after T03 2 T03r2-s1 1 &
+  after T03 2 T03r2-s2 2 &
+  after T03B 3 T03Br3-s0 0 &
 else
   cp $R/T03B/heldout.json $R/heldout.json
   train T03B 80 --set policy.epochs=6 --set policy.init=base & trainers[T03B]=$!
