@@ -82,6 +82,7 @@ class RestemOptions:
     group: int = 8                           # candidates per inner-loop call (adapters trained at once)
     gen_batch: int = 256                     # sequences per teacher generate call
     split_seed: int = 0
+    fresh: bool = False                      # new training passages each round (the pool's next block)
 
     def __post_init__(self) -> None:
         if self.reward not in REWARDS:
@@ -210,8 +211,11 @@ class Restem:
     def prepare(self) -> "Restem":
         o = self.opts
         self.split = make_split(o.data, o.eval_data, o.passages, o.eval_titles, o.eval_passages, o.split_seed)
+        if o.fresh:
+            self.split.check_fresh(o.rounds)
         check_run_file(self.out / "run.json", self.fingerprint(), "ReST-EM run")
-        atomic_write(self.out / "split.json", json.dumps(self.split.describe(o.data, o.eval_data), indent=2) + "\n")
+        atomic_write(self.out / "split.json",
+                     json.dumps(self.split.describe(o.data, o.eval_data, o.rounds, o.fresh), indent=2) + "\n")
         atomic_write(self.out / "heldout.json", squad_json(self.split.heldout))
         self.samples = JsonlLog(self.out / "samples.jsonl", lambda r: (r["set"], r["round"], r["passage"]))
         self.evals = JsonlLog(self.out / "evals.jsonl", eval_key)
@@ -219,7 +223,8 @@ class Restem:
         return self
 
     def fingerprint(self) -> dict:
-        """What must not change between a run and its resumption (--rounds may grow; --eval-passages may change)."""
+        """What must not change between a run and its resumption (--rounds may grow; --eval-passages may change).
+        ``fresh`` is recorded only when set, so folders from before it existed still resume."""
         c, o = self.cfg, self.opts
         asd = dataclasses.asdict
         teacher = {k: v for k, v in asd(c.teacher).items() if k not in ("family", "samples", "probe_count")}
@@ -229,13 +234,16 @@ class Restem:
                 "gen_batch": o.gen_batch, "teacher": teacher, "parse": asd(c.parse), "lora": asd(c.lora),
                 "train": train_identity(c.train), **absorb_fingerprint(c.absorb, c.train.side_weight),
                 "answer": asd(c.answer),
-                "policy": policy_identity(self.policy),
+                "policy": policy_identity(self.policy), **({"fresh": True} if o.fresh else {}),
                 "models": {"teacher": c.models.teacher, "student": c.models.student, "dtype": c.models.dtype}}
 
     def _append(self, log: JsonlLog, name: str, record: dict) -> None:
         log.append(record)
         if self.on_record is not None:
             self.on_record(name, record)
+
+    def round_passages(self, rnd: int) -> list[Passage]:
+        return self.split.round_passages(rnd, self.opts.fresh)
 
     # ---- manifests ------------------------------------------------------------------------------------------
     def manifest_path(self, r: int) -> Path:
@@ -417,7 +425,7 @@ class Restem:
         another machine, or the version was deleted): its M-step again, from the kept self-edits the run logged
         (the same pairs, the same seed), saved as a new version; the manifest keeps the lost id as
         ``rebuilt_from``. The next round then continues from the rebuilt version."""
-        train, k = self.split.train, self.opts.samples
+        train, k = self.round_passages(rnd), self.opts.samples
         samples = {p.index: self.samples.get(("train", rnd, p.index)) for p in train}
         lost = doc["adapter"]
         if any(v is None for v in samples.values()):
@@ -459,7 +467,8 @@ class Restem:
             self.prepare()
         started = time.time()
         o = self.opts
-        train, k = self.split.train, o.samples
+        k = o.samples
+        train = list({p.index: p for r in range(1, o.rounds + 1) for p in self.round_passages(r)}.values())
         summaries = []
         if self.split.quick:
             doc = self.manifest(0)
@@ -489,13 +498,13 @@ class Restem:
                             "quick_eval_passages": len(self.split.quick), "heldout_file": str(self.out / "heldout.json")},
                   "settings": {"rounds": o.rounds, "passages": o.passages, "samples": k, "seeds": self.seeds,
                                "reward": o.reward, "keep": o.keep, "self": o.self_mode, "family": self.family,
-                               "engine": o.engine, "group": o.group, "config": self.cfg.to_dict()},
+                               "fresh": o.fresh, "engine": o.engine, "group": o.group, "config": self.cfg.to_dict()},
                   "seconds_this_invocation": time.time() - started}
         atomic_write(self.out / "results.json", json.dumps(result, indent=2, default=str) + "\n")
         return result
 
     def _round(self, rnd: int, prev: str, doc: dict) -> dict:
-        train, k = self.split.train, self.opts.samples
+        train, k = self.round_passages(rnd), self.opts.samples
         t0 = time.perf_counter()
         if doc["status"] in ("sampling", "training"):
             samples = self.sample("train", rnd, prev, train, k, self.cfg.teacher.seed + 1000 * rnd)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -22,16 +22,33 @@ HELDOUT_DATA = SHIPPED / "passages.json"
 
 @dataclass
 class Split:
-    train: list[Passage]          # the training passages used (in order)
+    train: list[Passage]          # round 1's training passages (in order): every round's unless they are fresh
     heldout: list[Passage]        # every held-out passage (for `bench knowledge --data heldout.json`)
     quick: list[Passage]          # the ones the per-round held-out evaluation uses
     train_titles: list[str]       # every title of the training pool (excluded from held-out)
     heldout_titles: list[str]
+    pool: list[Passage] = field(default_factory=list)  # the whole training pool in its seeded order
 
-    def describe(self, data: Path, eval_data: Path) -> dict:
+    def round_passages(self, rnd: int, fresh: bool) -> list[Passage]:
+        """Round ``rnd``'s training passages: ``train`` every round, or (``fresh``) the rnd-th block of as many
+        from the seeded pool, so no round samples a passage an earlier round's M-step learned from."""
+        if not fresh:
+            return self.train
+        n = len(self.train)
+        return self.pool[(rnd - 1) * n: rnd * n]
+
+    def check_fresh(self, rounds: int) -> None:
+        need = rounds * len(self.train)
+        if need > len(self.pool):
+            raise BadInput(f"--fresh: {rounds} rounds of {len(self.train)} passages need {need}; the training pool "
+                           f"has {len(self.pool)}")
+
+    def describe(self, data: Path, eval_data: Path, rounds: int = 1, fresh: bool = False) -> dict:
+        extra = {"round_passages": {str(r): [p.index for p in self.round_passages(r, True)]
+                                    for r in range(1, rounds + 1)}} if fresh else {}
         return {
             "data": str(data), "eval_data": str(eval_data),
-            "train_titles": self.train_titles, "train_passages": [p.index for p in self.train],
+            "train_titles": self.train_titles, "train_passages": [p.index for p in self.train], **extra,
             "train_passage_titles": sorted({p.title for p in self.train}),
             "heldout_titles": self.heldout_titles, "heldout_passages": [p.index for p in self.heldout],
             "quick_eval_passages": [p.index for p in self.quick],
@@ -81,9 +98,9 @@ def make_split(data: Path, eval_data: Path, n_train: int, eval_titles: Sequence[
     if n_quick > len(heldout):
         raise BadInput(f"--eval-passages {n_quick}: only {len(heldout)} held-out passages "
                        f"(titles of {eval_data} that are not training titles)")
-    return Split(train=_shuffled(pool, seed)[:n_train], heldout=heldout,
-                 quick=_shuffled(heldout, seed + 1)[:n_quick], train_titles=train_titles,
-                 heldout_titles=sorted({p.title for p in heldout}))
+    order = _shuffled(pool, seed)
+    return Split(train=order[:n_train], heldout=heldout, quick=_shuffled(heldout, seed + 1)[:n_quick],
+                 train_titles=train_titles, heldout_titles=sorted({p.title for p in heldout}), pool=order)
 
 
 def squad_json(passages: Sequence[Passage]) -> str:

@@ -293,6 +293,36 @@ def test_a_run_carried_to_another_home_rebuilds_its_teachers(tmp_path):
     assert store_b.ids() == new
 
 
+def test_fresh_rounds_sample_new_passages(tmp_path):
+    """--fresh: round r samples the r-th block of --passages from the seeded pool, so no round rewards a passage an
+    earlier M-step learned from; each passage gets its own passage-only baselines, a round keeps winners only from
+    its own passages, and a run that would need more passages than the pool holds is refused before any work. The
+    choice is part of the run: a folder made without --fresh does not resume with it."""
+    cfg, opts, load_teacher, load_student = _setup(tmp_path, passages=1, fresh=True, eval_passages=0)
+    doc = Restem(cfg, opts, load_teacher=load_teacher, load_student=load_student).prepare().run()
+    logged = [json.loads(line) for line in (opts.out / "samples.jsonl").read_text().splitlines()]
+    by_round = {r["round"]: r["passage"] for r in logged}
+    assert sorted(by_round) == [1, 2] and by_round[1] != by_round[2]
+    split = json.loads((opts.out / "split.json").read_text())
+    assert split["round_passages"] == {"1": [by_round[1]], "2": [by_round[2]]}
+    assert doc["split"]["train_passages"] == 2 and doc["settings"]["fresh"] is True
+    baselines = {(e["passage"], e["seed"]) for e in map(json.loads, (opts.out / "evals.jsonl").read_text().splitlines())
+                 if e["kind"] == "passage"}
+    assert baselines == {(p, s) for p in by_round.values() for s in (0, 1)}
+    for r in doc["rounds"]:
+        assert {x["passage"] for x in r["picks"]} <= {by_round[r["round"]]}
+    assert json.loads((opts.out / "run.json").read_text())["fresh"] is True
+
+    with pytest.raises(BadInput, match="3 rounds of 1 passages need 3; the training pool has 2"):
+        Restem(cfg, RestemOptions(**{**opts.__dict__, "rounds": 3}), load_teacher=load_teacher,
+               load_student=load_student).prepare()
+    same = RestemOptions(**{**opts.__dict__, "out": tmp_path / "same", "fresh": False, "rounds": 1})
+    Restem(cfg, same, load_teacher=load_teacher, load_student=load_student).prepare()
+    with pytest.raises(BadInput, match="other settings"):
+        Restem(cfg, RestemOptions(**{**same.__dict__, "fresh": True}), load_teacher=load_teacher,
+               load_student=load_student).prepare()
+
+
 def _branch_tool():
     import importlib.util
     from pathlib import Path

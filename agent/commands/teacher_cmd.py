@@ -23,7 +23,10 @@ def train(ctx: typer.Context,
           data: Optional[Path] = typer.Option(None, "--data", help="SQuAD-format training passages (default: the "
                                               "shipped restem_train.json, 6 titles disjoint from the held-out set)."),
           rounds: int = typer.Option(2, "--rounds", min=1, help="ReST-EM rounds (a finished run can be extended)."),
-          passages: int = typer.Option(50, "--passages", min=1, help="Training passages."),
+          passages: int = typer.Option(50, "--passages", min=1, help="Training passages (per round with --fresh)."),
+          fresh: bool = typer.Option(False, "--fresh", help="New training passages each round (the next block of "
+                                     "--passages from the shuffled pool): a round's reward then tests what the last "
+                                     "M-step taught, not how well the teacher recalls winners it was trained on."),
           samples: int = typer.Option(5, "--samples", "-k", min=1, help="Self-edits sampled per passage and round."),
           seeds: int = typer.Option(2, "--seeds", min=1, help="Student training seeds per reward."),
           reward: str = typer.Option("contains", "--reward", help="contains | f1 | loglik (gold-answer NLL drop); "
@@ -61,7 +64,8 @@ def train(ctx: typer.Context,
     opts = RestemOptions(data=data or TRAIN_DATA, eval_data=eval_data or HELDOUT_DATA, rounds=rounds,
                          passages=passages, samples=samples, seeds=seeds, reward=reward, keep=keep,
                          self_mode=self_mode, family=family, eval_titles=(eval_titles,) if eval_titles else (),
-                         eval_passages=eval_passages, out=out, engine=engine, group=group, gen_batch=gen_batch)
+                         eval_passages=eval_passages, out=out, engine=engine, group=group, gen_batch=gen_batch,
+                         fresh=fresh)
     # claim the home before hours of training (a home holding only adapters/ would be refused later); no chromadb
     check_home(cfg.home, create=True)
     with emitter(ctx) as emit:
