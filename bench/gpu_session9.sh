@@ -16,6 +16,8 @@
 #     round 3 with its row at seed 0.
 # Held-out rows use --group 48 (session 8: 64) so that five fit beside each other, the two branches train at
 # --group 80 (128) side by side; a student's result does not depend on which adapters share its group.
+# Staging as session 9 ran it, in three parts; since then the model travels in four (bench/gpu_stage.sh): carry
+# .stage1-3 in calls 1-3 and .stage4 with .d_runs in the launching call.
 #   calls 1-2: carry .stage1, then .stage2 (source bench/gpu_stage.sh in both)
 #   call 3: carry .stage3 .d_runs (.d_runs/machine2-runs.tgz: bench/results/restem-h200-session8's); the checkout
 #     is the frozen code (tracked files + .stage3 + a separate .gpu_src would pass the 64 MiB a call carries):
