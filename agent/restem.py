@@ -251,7 +251,15 @@ class Restem:
 
     def manifest(self, r: int) -> Optional[dict]:
         path = self.manifest_path(r)
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:  # manifests are written atomically: only a hand edit gets here
+            raise BadInput(f"{path}: not a readable round manifest ({e})") from None
+        if not isinstance(doc, dict) or doc.get("round") != r or "status" not in doc:
+            raise BadInput(f"{path}: not round {r}'s manifest (no round/status)")
+        return doc
 
     def _write_manifest(self, r: int, doc: dict) -> None:
         atomic_write(self.manifest_path(r), json.dumps(doc, indent=2, default=str) + "\n")

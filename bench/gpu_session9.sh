@@ -14,6 +14,9 @@
 #   extend (bench/gpu_session9c.sh): from the T03 and T03B (init=base) folders the first two machines left
 #     (.d_runs/session9.tgz), both rounds' teachers rebuilt; their round-2 rows at seeds 1 and 2, and T03B's
 #     round 3 with its row at seed 0.
+#   fresh (bench/gpu_session10.sh; prepared in session 9, not yet run): T03 branched after round 1 with --fresh
+#     (its round 1 is the first block of the same pool), rounds 2-3 on new passages, then rows of both rounds'
+#     teachers at seeds 1 and 2 (session 9's untrained and round-1 rows at those seeds pair with them).
 # Held-out rows use --group 48 (session 8: 64) so that five fit beside each other, the two branches train at
 # --group 80 (128) side by side; a student's result does not depend on which adapters share its group.
 # Staging as session 9 ran it, in three parts; since then the model travels in four (bench/gpu_stage.sh): carry
@@ -30,6 +33,9 @@ JOB_LOG=jobs.log COUNTED="*/rewards.jsonl */results.jsonl"
 PART=${PART:-replicate}
 before_launch() {  # session 8's T03 folder and squad_dev.json, from its machine-2 archive
   if [ "$PART" = extend ]; then tar xzf .d_runs/session9.tgz -C $R; return; fi  # T03, T03B, squad_dev.json
+  if [ "$PART" = fresh ]; then
+    tar xzf .d_runs/session9.tgz -C $R && python3 .gpu_src/bench/restem_branch.py $R/T03 $R/T03F fresh=true; return
+  fi
   mkdir -p $R/s8 && tar xzf .d_runs/machine2-runs.tgz -C $R/s8 ./squad_dev.json ./T03 && mv $R/s8/squad_dev.json $R/
   if [ "$PART" = replicate ]; then mv $R/s8/T03 $R/T03; return; fi
   python3 .gpu_src/bench/restem_branch.py $R/s8/T03 $R/T03B init=base
@@ -42,7 +48,7 @@ EVAL_TITLES=$(python3 -c "import json; print(','.join(json.load(open('$R/T03/spl
   || python3 -c "import json; print(','.join(json.load(open('$R/T03B/split.json'))['heldout_titles']))")
 train() {  # FOLDER GROUP POLICY_SETTINGS...: session 8's T03 command (--rounds ROUNDS, default 2) into FOLDER
   local out=$1 group=$2; shift 2
-  seal $SETS --set policy.lr=5e-4 "$@" teacher train --device cuda --data $R/squad_dev.json \
+  seal $SETS --set policy.lr=5e-4 "$@" teacher train ${TRAIN_FLAGS:-} --device cuda --data $R/squad_dev.json \
     --eval-titles "$EVAL_TITLES" --passages 80 --samples 5 --seeds 2 --rounds ${ROUNDS:-2} --group $group --reward loglik \
     --keep best --out $R/$out >$R/$out.log 2>&1
 }
@@ -81,6 +87,14 @@ elif [ "$PART" = extend ]; then
   after T03 2 T03r2-s1 1 &
   after T03 2 T03r2-s2 2 &
   after T03B 3 T03Br3-s0 0 &
+elif [ "$PART" = fresh ]; then  # training first (alone it is quickest), then the four rows side by side
+  cp $R/T03F/heldout.json $R/heldout.json
+  ROUNDS=3 TRAIN_FLAGS=--fresh train T03F 128 --set policy.epochs=6
+  for r in 2 3; do
+    a=$(ready T03F $r); [ -n "$a" ] || { echo "T03F round $r: no teacher"; continue; }
+    echo "T03F round $r teacher $a $(date)"
+    for s in 1 2; do held T03Fr$r-s$s "teacher:$a" $s & done
+  done
 else
   cp $R/T03B/heldout.json $R/heldout.json
   train T03B 80 --set policy.epochs=6 --set policy.init=base & trainers[T03B]=$!

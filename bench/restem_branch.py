@@ -1,6 +1,7 @@
-"""Branch a ReST-EM run folder after its round-1 rewards, with other M-step (policy) settings.
+"""Branch a ReST-EM run folder after its round-1 rewards, with other M-step (policy) settings or --fresh.
 
-    python3 bench/restem_branch.py SRC DST KEY=VALUE [KEY=VALUE ...]     (keys of [policy]: init, epochs, lr, ...)
+    python3 bench/restem_branch.py SRC DST KEY=VALUE [KEY=VALUE ...]   (keys of [policy]: init, epochs, lr, ...;
+                                                                         or fresh=true: new passages from round 2)
 
 Round 1 samples from the untrained teacher, so its self-edits and rewards do not depend on the policy settings:
 DST gets SRC's round-1 records (samples, evals, rewards, the round-0/1 manifests, the split) and a run.json whose
@@ -8,7 +9,9 @@ policy is SRC's with the given changes; not the quick held-out evaluation of SRC
 rebuild measures again for its own. `seal-agent --set policy.KEY=VALUE ... teacher train --out DST` with the
 SRC run's other flags then finds round 1 done, its teacher version missing, and rebuilds it from the logged
 winners under the new settings (Restem.rebuild); later rounds are sampled and rewarded anew. Two M-step settings
-are so compared on one round-1 reward pool, paired, at the cost of an M-step instead of a round.
+are so compared on one round-1 reward pool, paired, at the cost of an M-step instead of a round. With
+fresh=true (run with `teacher train --fresh`), round 1's passages are the first block of the same seeded pool, so
+the branch is the --fresh run that SRC's first round would have begun.
 """
 from __future__ import annotations
 
@@ -44,9 +47,11 @@ def branch(src: Path, dst: Path, changes: dict) -> dict:
     if dst.exists():
         raise SystemExit(f"error: {dst} exists")
     run = json.loads((src / "run.json").read_text())
-    unknown = [k for k in changes if k not in run["policy"] and k != "init"]
+    unknown = [k for k in changes if k not in run["policy"] and k not in ("init", "fresh")]
     if unknown:
         raise SystemExit(f"error: not a policy setting: {', '.join(unknown)}")
+    if changes.pop("fresh", False) is True:  # recorded as agent.restem.Restem.fingerprint does: only when set
+        run["fresh"] = True
     run["policy"].update(changes)
     if run["policy"].get("init") == "previous":  # as agent.restem.policy_identity records it
         del run["policy"]["init"]

@@ -366,6 +366,32 @@ def test_a_branch_after_round_one_reuses_its_rewards_under_another_policy(tmp_pa
         Restem(cfg, opts_b, load_teacher=load_teacher, load_student=load_student).prepare()
 
 
+def test_a_fresh_branch_continues_round_one_on_new_passages(tmp_path):
+    """restem_branch.py fresh=true: a run's first round is the first block of the pool, so the branch resumes as a
+    --fresh run: round 1 is not sampled or rewarded again, round 2 samples the pool's next passage."""
+    cfg, opts, load_teacher, load_student = _setup(tmp_path / "a", passages=1, rounds=1, eval_passages=0)
+    Restem(cfg, opts, load_teacher=load_teacher, load_student=load_student).prepare().run()
+    dst = tmp_path / "b" / "run"
+    _branch_tool().branch(opts.out, dst, {"fresh": True})
+    cfg_b = Config(**{**cfg.__dict__, "home": tmp_path / "b" / "home"})
+    records = []
+    Restem(cfg_b, RestemOptions(**{**opts.__dict__, "out": dst, "rounds": 2, "fresh": True}), load_teacher=load_teacher,
+           load_student=load_student, on_record=lambda log, rec: records.append((log, rec["round"], rec["passage"]))
+           ).prepare().run()
+    first = json.loads((opts.out / "samples.jsonl").read_text())["passage"]
+    assert {(log, rnd) for log, rnd, _ in records} >= {("samples", 2), ("rewards", 2)}
+    assert all(rnd in (-1, 2) and p != first for _, rnd, p in records)
+
+
+@pytest.mark.parametrize("text", ['{"status": "done", "adapter": "t-x"}', '{"round": 1, "stat', "\x00\xff"])
+def test_a_damaged_round_manifest_is_a_one_line_error(tmp_path, text):
+    cfg, opts, load_teacher, load_student = _setup(tmp_path, rounds=1, eval_passages=0)
+    Restem(cfg, opts, load_teacher=load_teacher, load_student=load_student).prepare().run()
+    (opts.out / "round-1.json").write_text(text, encoding="latin-1")
+    with pytest.raises(BadInput, match="round-1.json: not "):
+        Restem(cfg, opts, load_teacher=load_teacher, load_student=load_student).prepare().run()
+
+
 def test_exported_version_loads_with_peft_and_changes_generation(tmp_path, capsys):
     cfg, opts, load_teacher, load_student = _setup(tmp_path, rounds=1, eval_passages=0)
     doc = Restem(cfg, opts, load_teacher=load_teacher, load_student=load_student).prepare().run()
