@@ -2,8 +2,9 @@
 # Prepared in session 9 for the next (issue 5), not yet run: session 8's T03 branched after round 1 with --fresh,
 # rounds 2-3 on new passages of the same pool, rows at seeds 1 and 2; see bench/gpu_session9.sh (PART fresh).
 #   calls 1-3: carry .stage1, .stage2, .stage3 (source bench/gpu_stage.sh in each)
-#   call 4: carry .stage4 .d_runs (.d_runs/session9.tgz: tar czf of squad_dev.json and the T03 folder, e.g. from
-#     bench/results/restem-h200-session9/machine3-runs.tgz plus ../shared/data/squad/squad_dev.json):
+#   call 4: carry .stage4 .d_runs, where .d_runs/session9.tgz holds squad_dev.json and session 9's T03 folder:
+#     t=$(mktemp -d) && tar xzf bench/results/restem-h200-session9/machine1-runs.tgz -C $t ./T03 &&
+#     cp ../shared/data/squad/squad_dev.json $t/ && mkdir -p .d_runs && tar czf .d_runs/session9.tgz -C $t .
 #     source bench/gpu_stage.sh && mkdir .gpu_src && cp -a agent student teacher tui bench pyproject.toml .gpu_src/ &&
 #     bash .gpu_src/bench/gpu_session10.sh launch && bash .gpu_src/bench/gpu_session10.sh wait 420
 #   later calls:  bash /root/repo/bench/gpu_session10.sh wait 540

@@ -2,7 +2,7 @@
 # Session 9 (issue 5), on session 8's run T03 (bench/results/restem-h200-session8: 20 SQuAD dev titles, loglik
 # reward, teacher sampling at temperature 0.3), carried in as .d_runs/T03. Its round-1 teacher beat the untrained
 # one at the same temperature by +0.025 [+0.007, +0.042] on the 133 held-out passages, once, at seed 0.
-# Two parts, one machine each:
+# Its parts, one machine each:
 #   replicate (this file): `teacher train` on the carried folder rebuilds both rounds' teachers from the logged
 #     winners (the same pairs and seed); the untrained and round-1 rows again with teacher and student seeds 1
 #     and 2 (other self-edits, other student inits), and the round-2 row at seed 0 on all 133 passages (session 8
