@@ -432,7 +432,8 @@ class Restem:
         """A finished round whose teacher version is not in this home's store (the run folder was carried to
         another machine, or the version was deleted): its M-step again, from the kept self-edits the run logged
         (the same pairs, the same seed), saved as a new version; the manifest keeps the lost id as
-        ``rebuilt_from``. The next round then continues from the rebuilt version."""
+        ``rebuilt_from``. The next round then continues from the rebuilt version. A quick held-out result the
+        manifest lacks is measured for the rebuilt version."""
         train, k = self.round_passages(rnd), self.opts.samples
         samples = {p.index: self.samples.get(("train", rnd, p.index)) for p in train}
         lost = doc["adapter"]
@@ -448,6 +449,8 @@ class Restem:
         doc = {key: v for key, v in doc.items() if key != "adapter"}
         doc.update(status="training", rebuilt_from=lost)
         doc = self.m_step(rnd, prev, pairs, doc)
+        if self.split.quick and "heldout" not in doc:  # a branch (bench/restem_branch.py) drops it
+            doc["heldout"] = self.heldout(rnd, doc["adapter"])
         doc["status"] = "done"
         self._write_manifest(rnd, doc)
         return doc
@@ -492,9 +495,6 @@ class Restem:
                 doc = self._round(rnd, prev, doc)
             elif doc.get("trained") and doc["adapter"] not in self.store:
                 doc = self.rebuild(rnd, prev, doc)
-                if self.split.quick and "heldout" not in doc:  # a branch (bench/restem_branch.py) drops it
-                    doc["heldout"] = self.heldout(rnd, doc["adapter"])
-                    self._write_manifest(rnd, doc)
             summaries.append(doc)
             self._say(doc)
             prev = doc["adapter"]

@@ -49,16 +49,18 @@ def table(specs: list[Spec], vs: list[str], nll_vs: bool = False) -> str:
         if not found:
             raise SystemExit(f"{label}: no results for that condition")
     keys = sorted(set.intersection(*(set(d) for d in data.values())))  # (passage, seed, format)
-    passages = sorted({k[0] for k in keys})
+    groups: dict = {}  # passage -> its (passage, seed, format) keys: the unit the bootstrap resamples
+    for k in keys:
+        groups.setdefault(k[0], []).append(k)
+    passages = sorted(groups)
     # a row with k self-edits per passage grades its questions k times: weigh every row to the questions once
     first = next(iter(data.values()))
     questions = {k: first[k][1] // first[k][3] for k in keys}
-    den = [sum(q for k, q in questions.items() if k[0] == p) for p in passages]
-    correct = {label: [sum(d[k][0] * q / d[k][1] for k, q in questions.items() if k[0] == p) for p in passages]
+    den = [sum(questions[k] for k in groups[p]) for p in passages]
+    correct = {label: [sum(d[k][0] * questions[k] / d[k][1] for k in groups[p]) for p in passages]
                for label, d in data.items()}
     # gold NLL per passage: the mean over its seeds (each already the mean over the row's self-edits)
-    nll = {label: [sum(d[k][2] for k in keys if k[0] == p) / sum(1 for k in keys if k[0] == p) for p in passages]
-           for label, d in data.items()}
+    nll = {label: [sum(d[k][2] for k in groups[p]) / len(groups[p]) for p in passages] for label, d in data.items()}
     seeds = len({k[1:] for k in keys})
     what = f"{len(keys)} passage-seeds, {sum(den)} questions" if seeds == 1 else \
         f"{len(passages)} passages, {len(keys)} passage-seeds, {sum(den)} question-seeds"
