@@ -14,9 +14,9 @@
 #   extend (bench/gpu_session9c.sh): from the T03 and T03B (init=base) folders the first two machines left
 #     (.d_runs/session9.tgz), both rounds' teachers rebuilt; their round-2 rows at seeds 1 and 2, and T03B's
 #     round 3 with its row at seed 0.
-#   fresh (bench/gpu_session10.sh; prepared in session 9, not yet run): T03 branched after round 1 with --fresh
-#     (its round 1 is the first block of the same pool), rounds 2-3 on new passages, then rows of both rounds'
-#     teachers at seeds 1 and 2 (session 9's untrained and round-1 rows at those seeds pair with them).
+#   fresh (bench/gpu_session10.sh, session 10): T03 branched after round 1 with --fresh (its round 1 is the first
+#     block of the same pool), rounds 2-3 on new passages; rows of round 2's teacher at seeds 0-2 and of round 3's
+#     at seeds 1-2 (session 9's untrained and round-1 rows at those seeds pair with them).
 # Held-out rows use --group 48 (session 8: 64) so that five fit beside each other, the two branches train at
 # --group 80 (128) side by side; a student's result does not depend on which adapters share its group.
 # Staging as session 9 ran it, in three parts; since then the model travels in four (bench/gpu_stage.sh): carry
@@ -87,14 +87,12 @@ elif [ "$PART" = extend ]; then
   after T03 2 T03r2-s1 1 &
   after T03 2 T03r2-s2 2 &
   after T03B 3 T03Br3-s0 0 &
-elif [ "$PART" = fresh ]; then  # training first (alone it is quickest), then the four rows side by side
+elif [ "$PART" = fresh ]; then  # round 2's rows start while round 3 trains (session 9's machines: 5 rows and
+  # a training run side by side fit one H200 within 22 minutes held)
   cp $R/T03F/heldout.json $R/heldout.json
-  ROUNDS=3 TRAIN_FLAGS=--fresh train T03F 128 --set policy.epochs=6
-  for r in 2 3; do
-    a=$(ready T03F $r); [ -n "$a" ] || { echo "T03F round $r: no teacher"; continue; }
-    echo "T03F round $r teacher $a $(date)"
-    for s in 1 2; do held T03Fr$r-s$s "teacher:$a" $s & done
-  done
+  ROUNDS=3 TRAIN_FLAGS=--fresh train T03F 128 --set policy.epochs=6 & trainers[T03F]=$!
+  for s in 0 1 2; do after T03F 2 T03Fr2-s$s $s & done
+  for s in 1 2; do after T03F 3 T03Fr3-s$s $s & done
 else
   cp $R/T03B/heldout.json $R/heldout.json
   train T03B 80 --set policy.epochs=6 --set policy.init=base & trainers[T03B]=$!
