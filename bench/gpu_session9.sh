@@ -17,6 +17,8 @@
 #   fresh (bench/gpu_session10.sh, session 10): T03 branched after round 1 with --fresh (its round 1 is the first
 #     block of the same pool), rounds 2-3 on new passages; rows of round 2's teacher at seeds 0-2 and of round 3's
 #     at seeds 1-2 (session 9's untrained and round-1 rows at those seeds pair with them).
+#   fresh4 (bench/gpu_session10b.sh): session 10's T03F folder (.d_runs/session10.tgz), rounds 1-3's teachers
+#     rebuilt and a fourth round on new passages; rows of round 3's teacher at seed 0 and round 4's at seeds 0-2.
 # Held-out rows use --group 48 (session 8: 64) so that five fit beside each other, the two branches train at
 # --group 80 (128) side by side; a student's result does not depend on which adapters share its group.
 # Staging as session 9 ran it, in three parts; since then the model travels in four (bench/gpu_stage.sh): carry
@@ -33,6 +35,7 @@ JOB_LOG=jobs.log COUNTED="*/rewards.jsonl */results.jsonl"
 PART=${PART:-replicate}
 before_launch() {  # session 8's T03 folder and squad_dev.json, from its machine-2 archive
   if [ "$PART" = extend ]; then tar xzf .d_runs/session9.tgz -C $R; return; fi  # T03, T03B, squad_dev.json
+  if [ "$PART" = fresh4 ]; then tar xzf .d_runs/session10.tgz -C $R; return; fi  # T03F, squad_dev.json
   if [ "$PART" = fresh ]; then
     tar xzf .d_runs/session9.tgz -C $R && python3 .gpu_src/bench/restem_branch.py $R/T03 $R/T03F fresh=true; return
   fi
@@ -44,8 +47,8 @@ before_launch() {  # session 8's T03 folder and squad_dev.json, from its machine
 gpu_job "$0" "$@"
 
 SETS="--set teacher.temperature=0.3"
-EVAL_TITLES=$(python3 -c "import json; print(','.join(json.load(open('$R/T03/split.json'))['heldout_titles']))" 2>/dev/null \
-  || python3 -c "import json; print(','.join(json.load(open('$R/T03B/split.json'))['heldout_titles']))")
+for f in T03 T03B T03F; do [ -f $R/$f/split.json ] && break; done  # every part's runs share session 8's split
+EVAL_TITLES=$(python3 -c "import json; print(','.join(json.load(open('$R/$f/split.json'))['heldout_titles']))")
 train() {  # FOLDER GROUP POLICY_SETTINGS...: session 8's T03 command (--rounds ROUNDS, default 2) into FOLDER
   local out=$1 group=$2; shift 2
   seal $SETS --set policy.lr=5e-4 "$@" teacher train ${TRAIN_FLAGS:-} --device cuda --data $R/squad_dev.json \
@@ -93,6 +96,11 @@ elif [ "$PART" = fresh ]; then  # round 2's rows start while round 3 trains (ses
   ROUNDS=3 TRAIN_FLAGS=--fresh train T03F 128 --set policy.epochs=6 & trainers[T03F]=$!
   for s in 0 1 2; do after T03F 2 T03Fr2-s$s $s & done
   for s in 1 2; do after T03F 3 T03Fr3-s$s $s & done
+elif [ "$PART" = fresh4 ]; then  # the teachers of rounds 1-3 rebuilt from the logged winners, round 4
+  cp $R/T03F/heldout.json $R/heldout.json
+  ROUNDS=4 TRAIN_FLAGS=--fresh train T03F 128 --set policy.epochs=6 & trainers[T03F]=$!
+  after T03F 3 T03Fr3-s0 0 &
+  for s in 0 1 2; do after T03F 4 T03Fr4-s$s $s & done
 else
   cp $R/T03B/heldout.json $R/heldout.json
   train T03B 80 --set policy.epochs=6 --set policy.init=base & trainers[T03B]=$!

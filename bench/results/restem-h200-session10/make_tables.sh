@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Rebuilds this folder's held-out tables from the run archives of sessions 6-10 (run from the repo root):
+#   bash bench/results/restem-h200-session10/make_tables.sh
+# Rows taken from earlier sessions, on the same 133 held-out passages: the untrained teacher at temperature 0.3
+# and T03's round-1 teacher at seed 0 (session 8's T03-held-0 / -1) and at seeds 1-2 (session 9's machine 1);
+# base, passage (session 6's D-held) and GPT-4.1 (session 7's W03) at seed 0.
+set -eu
+here=bench/results/restem-h200-session10
+s9=bench/results/restem-h200-session9
+t=$(mktemp -d)
+mkdir -p $t/s6 $t/s7 $t/s8 $t/s9 $t/m1
+tar xzf bench/results/restem-h200-session6/logs.tar.gz -C $t/s6 D-held
+tar xzf bench/results/restem-h200-session7/machine4-runs.tgz -C $t/s7 ./W03
+tar xzf bench/results/restem-h200-session8/machine2-runs.tgz -C $t/s8 ./T03-held-0 ./T03-held-1
+tar xzf $s9/machine1-runs.tgz -C $t/s9 ./T03 ./U-s1 ./U-s2 ./T03r1-s1 ./T03r1-s2
+for m in 1; do [ -f $here/machine$m-runs.tgz ] && tar xzf $here/machine$m-runs.tgz -C $t/m$m; done
+table() { PYTHONPATH=.:bench ${PYTHON:-.venv/bin/python} bench/heldout_table.py "$@"; }
+id() { python3 -c "import json; print(json.load(open('$1/round-$2.json'))['adapter'])"; }  # FOLDER ROUND
+U0="$t/s8/T03-held-0:teacher:implications" R1S8="$t/s8/T03-held-1:teacher:t-20261122-032714-532fe140"
+U12="$t/s9/U-s1:teacher:implications+$t/s9/U-s2:teacher:implications"
+r1=teacher:$(id $t/s9/T03 1) f2=teacher:$(id $t/m1/T03F 2) f3=teacher:$(id $t/m1/T03F 3)
+R112="$t/s9/T03r1-s1:$r1+$t/s9/T03r1-s2:$r1"
+base="base=$t/s6/D-held:base" passage="passage=$t/s6/D-held:passage" gpt="GPT-4.1=$t/s7/W03:ref:gpt4.1"
+
+# T03F (--fresh): rounds 2 and 3 on new passages, against the untrained and round-1 teachers
+{
+  table --nll "untrained T0.3 seeds 1-2=$U12" "T03 round 1 seeds 1-2=$R112" \
+    "T03F round 2 seeds 1-2=$t/m1/T03Fr2-s1:$f2+$t/m1/T03Fr2-s2:$f2" \
+    "T03F round 3 seeds 1-2=$t/m1/T03Fr3-s1:$f3+$t/m1/T03Fr3-s2:$f3" \
+    --vs "untrained T0.3 seeds 1-2,T03 round 1 seeds 1-2"; echo; echo
+  table --nll "untrained T0.3 seeds 0-2=$U0+$U12" "T03 round 1 seeds 0-2=$R1S8+$R112" \
+    "T03F round 2 seeds 0-2=$t/m1/T03Fr2-s0:$f2+$t/m1/T03Fr2-s1:$f2+$t/m1/T03Fr2-s2:$f2" \
+    --vs "untrained T0.3 seeds 0-2,T03 round 1 seeds 0-2"; echo; echo
+  table --nll "$base" "$passage" "untrained T0.3=$U0" "T03 round 1=$R1S8" "T03F round 2=$t/m1/T03Fr2-s0:$f2" "$gpt" \
+    --vs "untrained T0.3,GPT-4.1"
+} >$here/heldout-table-fresh.md
+rm -rf $t
+cat $here/heldout-table-fresh.md
