@@ -19,6 +19,8 @@
 #     at seeds 1-2 (session 9's untrained and round-1 rows at those seeds pair with them).
 #   fresh4 (bench/gpu_session10b.sh): session 10's T03F folder (.d_runs/session10.tgz), rounds 1-3's teachers
 #     rebuilt and a fourth round on new passages; rows of round 3's teacher at seed 0 and round 4's at seeds 0-2.
+#   confirm (bench/gpu_session10c.sh): the same folder, rounds 1-3's teachers rebuilt; round 3's teacher (the best
+#     of seeds 0-2) and the untrained teacher at two new seeds, 3 and 4, chosen before they were run.
 # Held-out rows use --group 48 (session 8: 64) so that five fit beside each other, the two branches train at
 # --group 80 (128) side by side; a student's result does not depend on which adapters share its group.
 # Staging as session 9 ran it, in three parts; since then the model travels in four (bench/gpu_stage.sh): carry
@@ -35,7 +37,7 @@ JOB_LOG=jobs.log COUNTED="*/rewards.jsonl */results.jsonl"
 PART=${PART:-replicate}
 before_launch() {  # session 8's T03 folder and squad_dev.json, from its machine-2 archive
   if [ "$PART" = extend ]; then tar xzf .d_runs/session9.tgz -C $R; return; fi  # T03, T03B, squad_dev.json
-  if [ "$PART" = fresh4 ]; then tar xzf .d_runs/session10.tgz -C $R; return; fi  # T03F, squad_dev.json
+  if [ "$PART" = fresh4 ] || [ "$PART" = confirm ]; then tar xzf .d_runs/session10.tgz -C $R; return; fi  # T03F, squad_dev.json
   if [ "$PART" = fresh ]; then
     tar xzf .d_runs/session9.tgz -C $R && python3 .gpu_src/bench/restem_branch.py $R/T03 $R/T03F fresh=true; return
   fi
@@ -101,6 +103,10 @@ elif [ "$PART" = fresh4 ]; then  # the teachers of rounds 1-3 rebuilt from the l
   ROUNDS=4 TRAIN_FLAGS=--fresh train T03F 128 --set policy.epochs=6 & trainers[T03F]=$!
   after T03F 3 T03Fr3-s0 0 &
   for s in 0 1 2; do after T03F 4 T03Fr4-s$s $s & done
+elif [ "$PART" = confirm ]; then  # rounds 1-3's teachers rebuilt; round 3 and the untrained teacher at new seeds
+  cp $R/T03F/heldout.json $R/heldout.json
+  ROUNDS=3 TRAIN_FLAGS=--fresh train T03F 128 --set policy.epochs=6 & trainers[T03F]=$!
+  for s in 3 4; do held U-s$s teacher $s & after T03F 3 T03Fr3-s$s $s & done
 else
   cp $R/T03B/heldout.json $R/heldout.json
   train T03B 80 --set policy.epochs=6 --set policy.init=base & trainers[T03B]=$!

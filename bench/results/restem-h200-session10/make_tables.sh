@@ -8,12 +8,12 @@ set -eu
 here=bench/results/restem-h200-session10
 s9=bench/results/restem-h200-session9
 t=$(mktemp -d)
-mkdir -p $t/s6 $t/s7 $t/s8 $t/s9 $t/m1
+mkdir -p $t/s6 $t/s7 $t/s8 $t/s9 $t/m1 $t/m2
 tar xzf bench/results/restem-h200-session6/logs.tar.gz -C $t/s6 D-held
 tar xzf bench/results/restem-h200-session7/machine4-runs.tgz -C $t/s7 ./W03
 tar xzf bench/results/restem-h200-session8/machine2-runs.tgz -C $t/s8 ./T03-held-0 ./T03-held-1
 tar xzf $s9/machine1-runs.tgz -C $t/s9 ./T03 ./U-s1 ./U-s2 ./T03r1-s1 ./T03r1-s2
-for m in 1; do [ -f $here/machine$m-runs.tgz ] && tar xzf $here/machine$m-runs.tgz -C $t/m$m; done
+for m in 1 2; do [ -f $here/machine$m-runs.tgz ] && tar xzf $here/machine$m-runs.tgz -C $t/m$m; done
 table() { PYTHONPATH=.:bench ${PYTHON:-.venv/bin/python} bench/heldout_table.py "$@"; }
 id() { python3 -c "import json; print(json.load(open('$1/round-$2.json'))['adapter'])"; }  # FOLDER ROUND
 U0="$t/s8/T03-held-0:teacher:implications" R1S8="$t/s8/T03-held-1:teacher:t-20261122-032714-532fe140"
@@ -22,7 +22,22 @@ r1=teacher:$(id $t/s9/T03 1) f2=teacher:$(id $t/m1/T03F 2) f3=teacher:$(id $t/m1
 R112="$t/s9/T03r1-s1:$r1+$t/s9/T03r1-s2:$r1"
 base="base=$t/s6/D-held:base" passage="passage=$t/s6/D-held:passage" gpt="GPT-4.1=$t/s7/W03:ref:gpt4.1"
 
-# T03F (--fresh): rounds 2 and 3 on new passages, against the untrained and round-1 teachers
+# machine 2 rebuilt rounds 1-3's teachers from the logged winners (same pairs and seed, other ids) and trained round 4
+g3=teacher:$(id $t/m2/T03F 3) g4=teacher:$(id $t/m2/T03F 4)
+F2="$t/m1/T03Fr2-s0:$f2+$t/m1/T03Fr2-s1:$f2+$t/m1/T03Fr2-s2:$f2"
+F3="$t/m2/T03Fr3-s0:$g3+$t/m1/T03Fr3-s1:$f3+$t/m1/T03Fr3-s2:$f3"
+F4="$t/m2/T03Fr4-s0:$g4+$t/m2/T03Fr4-s1:$g4+$t/m2/T03Fr4-s2:$g4"
+
+# 1. T03F (--fresh): every round at seeds 0-2, against the untrained and round-1 teachers
+table --nll "untrained T0.3=$U0+$U12" "T03 round 1=$R1S8+$R112" "T03F round 2=$F2" "T03F round 3=$F3" \
+  "T03F round 4=$F4" --vs "untrained T0.3,T03 round 1" >$here/heldout-table-fresh-seeds012.md
+
+# 2. seed 0 alone, with the reference rows
+table --nll "$base" "$passage" "untrained T0.3=$U0" "T03 round 1=$R1S8" "T03F round 2=$t/m1/T03Fr2-s0:$f2" \
+  "T03F round 3=$t/m2/T03Fr3-s0:$g3" "T03F round 4=$t/m2/T03Fr4-s0:$g4" "$gpt" --vs "untrained T0.3,GPT-4.1" \
+  >$here/heldout-table-fresh-seed0.md
+
+# 3. machine 1's rows alone: rounds 2-3 at seeds 1-2 (the teachers it trained), round 2 at seeds 0-2
 {
   table --nll "untrained T0.3 seeds 1-2=$U12" "T03 round 1 seeds 1-2=$R112" \
     "T03F round 2 seeds 1-2=$t/m1/T03Fr2-s1:$f2+$t/m1/T03Fr2-s2:$f2" \
@@ -30,9 +45,7 @@ base="base=$t/s6/D-held:base" passage="passage=$t/s6/D-held:passage" gpt="GPT-4.
     --vs "untrained T0.3 seeds 1-2,T03 round 1 seeds 1-2"; echo; echo
   table --nll "untrained T0.3 seeds 0-2=$U0+$U12" "T03 round 1 seeds 0-2=$R1S8+$R112" \
     "T03F round 2 seeds 0-2=$t/m1/T03Fr2-s0:$f2+$t/m1/T03Fr2-s1:$f2+$t/m1/T03Fr2-s2:$f2" \
-    --vs "untrained T0.3 seeds 0-2,T03 round 1 seeds 0-2"; echo; echo
-  table --nll "$base" "$passage" "untrained T0.3=$U0" "T03 round 1=$R1S8" "T03F round 2=$t/m1/T03Fr2-s0:$f2" "$gpt" \
-    --vs "untrained T0.3,GPT-4.1"
+    --vs "untrained T0.3 seeds 0-2,T03 round 1 seeds 0-2"
 } >$here/heldout-table-fresh.md
 rm -rf $t
-cat $here/heldout-table-fresh.md
+cat $here/heldout-table-fresh-seeds012.md $here/heldout-table-fresh-seed0.md $here/heldout-table-fresh.md
