@@ -2,14 +2,15 @@
 # On a GPU machine of the `device` tool: gather the embedded model from the parts carried in, call by call, then
 # install the gguf wheel the GPU image lacks and convert the GGUF to safetensors once. Source it in every call
 # (it exports the environment); each call carries one staging folder, made here by `bash bench/make_stage.sh`
-# (a call carries at most 64 MiB including the tracked files, so the 98 MB model travels in four parts):
-#   calls 1-3 (carry .stage1, .stage2, .stage3): source bench/gpu_stage.sh
-#   call 4 (carry .stage4 [+ the job's data]): source bench/gpu_stage.sh && <benchmarks>   (assembles, converts)
-#   optional (carry .stage5): source bench/gpu_stage.sh          (all-MiniLM-L6-v2 for `route`, float16)
-# (Sessions 4-9 carried three parts, .stage1-3, and MiniLM as .stage4.)
+# (a call carries at most 64 MiB including the tracked files, so the 98 MB model travels in five parts):
+#   calls 1-4 (carry .stage1, .stage2, .stage3, .stage4): source bench/gpu_stage.sh
+#   call 5 (carry .stage5 [+ the job's data]): source bench/gpu_stage.sh && <benchmarks>   (assembles, converts)
+#   optional (carry .stage6): source bench/gpu_stage.sh          (all-MiniLM-L6-v2 for `route`, float16)
+# (Sessions 4-9 carried three parts, .stage1-3, and MiniLM as .stage4; session 9's last machine and session 10's
+# first two, four parts and MiniLM as .stage5.)
 # Files outside the checkout survive between calls only while the machine is held: make the calls back to back.
 mkdir -p /root/stage
-for d in .stage1 .stage2 .stage3 .stage4 .stage5; do
+for d in .stage1 .stage2 .stage3 .stage4 .stage5 .stage6; do
   [ -d "$d" ] && cp -a "$d"/. /root/stage/
 done
 parts=$(cat /root/stage/q.parts 2>/dev/null || echo none)  # the last part's folder says how many there are
