@@ -8,12 +8,12 @@ set -eu
 here=bench/results/restem-h200-session10
 s9=bench/results/restem-h200-session9
 t=$(mktemp -d)
-mkdir -p $t/s6 $t/s7 $t/s8 $t/s9 $t/m1 $t/m2
+mkdir -p $t/s6 $t/s7 $t/s8 $t/s9 $t/m1 $t/m2 $t/m3
 tar xzf bench/results/restem-h200-session6/logs.tar.gz -C $t/s6 D-held
 tar xzf bench/results/restem-h200-session7/machine4-runs.tgz -C $t/s7 ./W03
 tar xzf bench/results/restem-h200-session8/machine2-runs.tgz -C $t/s8 ./T03-held-0 ./T03-held-1
 tar xzf $s9/machine1-runs.tgz -C $t/s9 ./T03 ./U-s1 ./U-s2 ./T03r1-s1 ./T03r1-s2
-for m in 1 2; do [ -f $here/machine$m-runs.tgz ] && tar xzf $here/machine$m-runs.tgz -C $t/m$m; done
+for m in 1 2 3; do [ -f $here/machine$m-runs.tgz ] && tar xzf $here/machine$m-runs.tgz -C $t/m$m; done
 table() { PYTHONPATH=.:bench ${PYTHON:-.venv/bin/python} bench/heldout_table.py "$@"; }
 id() { python3 -c "import json; print(json.load(open('$1/round-$2.json'))['adapter'])"; }  # FOLDER ROUND
 U0="$t/s8/T03-held-0:teacher:implications" R1S8="$t/s8/T03-held-1:teacher:t-20261122-032714-532fe140"
@@ -37,7 +37,16 @@ table --nll "$base" "$passage" "untrained T0.3=$U0" "T03 round 1=$R1S8" "T03F ro
   "T03F round 3=$t/m2/T03Fr3-s0:$g3" "T03F round 4=$t/m2/T03Fr4-s0:$g4" "$gpt" --vs "untrained T0.3,GPT-4.1" \
   >$here/heldout-table-fresh-seed0.md
 
-# 3. machine 1's rows alone: rounds 2-3 at seeds 1-2 (the teachers it trained), round 2 at seeds 0-2
+# 3. the confirmation (machine 3, seeds 3 and 4 chosen before they ran; round 3's teacher rebuilt once more),
+#    then every seed 0-4
+h3=teacher:$(id $t/m3/T03F 3)
+U34="$t/m3/U-s3:teacher:implications+$t/m3/U-s4:teacher:implications" F34="$t/m3/T03Fr3-s3:$h3+$t/m3/T03Fr3-s4:$h3"
+{
+  table --nll "untrained T0.3 seeds 3-4=$U34" "T03F round 3 seeds 3-4=$F34" --vs "untrained T0.3 seeds 3-4"; echo; echo
+  table --nll "untrained T0.3 seeds 0-4=$U0+$U12+$U34" "T03F round 3 seeds 0-4=$F3+$F34" --vs "untrained T0.3 seeds 0-4"
+} >$here/heldout-table-confirm.md
+
+# 4. machine 1's rows alone: rounds 2-3 at seeds 1-2 (the teachers it trained), round 2 at seeds 0-2
 {
   table --nll "untrained T0.3 seeds 1-2=$U12" "T03 round 1 seeds 1-2=$R112" \
     "T03F round 2 seeds 1-2=$t/m1/T03Fr2-s1:$f2+$t/m1/T03Fr2-s2:$f2" \
@@ -48,4 +57,5 @@ table --nll "$base" "$passage" "untrained T0.3=$U0" "T03 round 1=$R1S8" "T03F ro
     --vs "untrained T0.3 seeds 0-2,T03 round 1 seeds 0-2"
 } >$here/heldout-table-fresh.md
 rm -rf $t
-cat $here/heldout-table-fresh-seeds012.md $here/heldout-table-fresh-seed0.md $here/heldout-table-fresh.md
+cat $here/heldout-table-fresh-seeds012.md $here/heldout-table-fresh-seed0.md $here/heldout-table-confirm.md \
+  $here/heldout-table-fresh.md
