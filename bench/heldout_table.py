@@ -7,14 +7,25 @@ NLL, and each row's paired difference from the `--vs` rows (paired bootstrap ove
 e.g. `passage=runs/E-held:passage "teacher r1=runs/E-held:teacher:t-..." --vs passage`. A row joined with `+`
 pools runs of other seeds (a seed's teacher version may have another id); its passages are resampled whole, with
 all their seeds, so the interval does not count one passage's seeds as independent.
+
+`--nll` adds the paired gold-NLL differences; `--grounding` adds, per row, the share of its self-edits' words found
+in their passage and their mean length in words (the runs' passages are read from `--data`, checked against the
+digest each run recorded).
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+import json
+
+from agent.benchmarks.runlog import read_records
+from agent.benchmarks.squad import data_digest, load_passages, load_reference
 from agent.benchmarks.stats import mean_interval, paired_interval, ratio_interval
 from compare_engines import rows  # (passage, seed, format) -> (correct, answers, mean gold NLL, self-edits)
+from teacher.selfedit import passage_share
+
+DATA = Path(__file__).resolve().parents[1] / "agent" / "data" / "squad" / "passages.json"
 
 
 Spec = tuple[str, list[tuple[Path, str]]]  # label, its (folder, condition) runs
@@ -43,7 +54,30 @@ def pooled(runs: list[tuple[Path, str]]) -> dict:
     return out
 
 
-def table(specs: list[Spec], vs: list[str], nll_vs: bool = False) -> str:
+def grounding(runs: list[tuple[Path, str]], passages: set[int], data: Path) -> list[str]:
+    """Two cells: the mean share of the runs' self-edit words found in their passage, and their mean length in
+    words, over ``passages``; empty for a row without self-edits (base, passage)."""
+    texts = load_passages(data)
+    shares, words = [], []
+    for folder, condition in runs:
+        run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        if condition.startswith("ref:"):  # stored self-edits, the first k of each passage's (as the run took them)
+            chosen = sorted(passages)
+            comps, _ = load_reference(condition[4:], [texts[i] for i in chosen])
+            edits = [(i, c[: run.get("k")] if run.get("k") else c) for i, c in zip(chosen, comps)]
+        else:
+            edits = [(r["passage"], r["completions"]) for r in read_records(folder / "selfedits.jsonl")
+                     if r["condition"] == condition and r["passage"] in passages]
+        if edits and run.get("data") != data_digest(texts):
+            raise SystemExit(f"{folder}: measured on other passages than {data}'s (data digest {run.get('data')})")
+        for i, completions in edits:
+            shares += [passage_share(c, texts[i].context) for c in completions]
+            words += [len(c.split()) for c in completions]
+    return [f"{sum(shares) / len(shares):.3f}", f"{sum(words) / len(words):.0f}"] if shares else ["", ""]
+
+
+def table(specs: list[Spec], vs: list[str], nll_vs: bool = False, passage_file: Path | None = None) -> str:
+    """The table; with ``passage_file`` (the runs' passages), also each row's self-edit grounding and length."""
     data = {label: pooled(runs) for label, runs in specs}
     for label, found in data.items():
         if not found:
@@ -65,7 +99,8 @@ def table(specs: list[Spec], vs: list[str], nll_vs: bool = False) -> str:
     what = f"{len(keys)} passage-seeds, {sum(den)} questions" if seeds == 1 else \
         f"{len(passages)} passages, {len(keys)} passage-seeds, {sum(den)} question-seeds"
     head = ["row", "accuracy [95% CI]", "gold NLL"] + [f"− {v} [95% CI]" for v in vs] + \
-        ([f"gold NLL − {v} [95% CI]" for v in vs] if nll_vs else [])
+        ([f"gold NLL − {v} [95% CI]" for v in vs] if nll_vs else []) + \
+        (["words in passage", "words"] if passage_file else [])
     out = [f"{what} (the passages every row has)", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, _ in specs:
@@ -77,6 +112,8 @@ def table(specs: list[Spec], vs: list[str], nll_vs: bool = False) -> str:
             cells.append("" if v == label else cell(paired_interval(correct[label], correct[v], den), 3))
         for v in vs if nll_vs else []:
             cells.append("" if v == label else cell(mean_interval([a - b for a, b in zip(nll[label], nll[v])]), 3))
+        if passage_file:
+            cells += grounding(dict(specs)[label], set(passages), passage_file)
         out.append("| " + " | ".join(cells) + " |")
     out += ["", "✱ = outside the error bars (95 % paired bootstrap over passages)"]
     return "\n".join(out)
@@ -92,13 +129,16 @@ def main() -> None:
     ap.add_argument("rows", nargs="+", type=spec)
     ap.add_argument("--vs", default="", help="comma-separated labels to take paired differences from")
     ap.add_argument("--nll", action="store_true", help="also the paired differences in gold NLL (mean per passage)")
+    ap.add_argument("--grounding", action="store_true",
+                    help="also each row's self-edits' share of words found in their passage, and their length")
+    ap.add_argument("--data", type=Path, default=DATA, help="the passages the runs were measured on (--grounding)")
     ap.add_argument("--out", type=Path)
     o = ap.parse_args()
     vs = [v for v in o.vs.split(",") if v]
     unknown = set(vs) - {label for label, _ in o.rows}
     if unknown:
         raise SystemExit(f"--vs names no row: {', '.join(sorted(unknown))}")
-    text = table(o.rows, vs, o.nll)
+    text = table(o.rows, vs, o.nll, o.data if o.grounding else None)
     print(text)
     if o.out:
         o.out.write_text(text + "\n", encoding="utf-8")

@@ -29,11 +29,11 @@ F3="$t/m2/T03Fr3-s0:$g3+$t/m1/T03Fr3-s1:$f3+$t/m1/T03Fr3-s2:$f3"
 F4="$t/m2/T03Fr4-s0:$g4+$t/m2/T03Fr4-s1:$g4+$t/m2/T03Fr4-s2:$g4"
 
 # 1. T03F (--fresh): every round at seeds 0-2, against the untrained and round-1 teachers
-table --nll "untrained T0.3=$U0+$U12" "T03 round 1=$R1S8+$R112" "T03F round 2=$F2" "T03F round 3=$F3" \
+table --nll --grounding "untrained T0.3=$U0+$U12" "T03 round 1=$R1S8+$R112" "T03F round 2=$F2" "T03F round 3=$F3" \
   "T03F round 4=$F4" --vs "untrained T0.3,T03 round 1" >$here/heldout-table-fresh-seeds012.md
 
 # 2. seed 0 alone, with the reference rows
-table --nll "$base" "$passage" "untrained T0.3=$U0" "T03 round 1=$R1S8" "T03F round 2=$t/m1/T03Fr2-s0:$f2" \
+table --nll --grounding "$base" "$passage" "untrained T0.3=$U0" "T03 round 1=$R1S8" "T03F round 2=$t/m1/T03Fr2-s0:$f2" \
   "T03F round 3=$t/m2/T03Fr3-s0:$g3" "T03F round 4=$t/m2/T03Fr4-s0:$g4" "$gpt" --vs "untrained T0.3,GPT-4.1" \
   >$here/heldout-table-fresh-seed0.md
 
@@ -46,7 +46,12 @@ U34="$t/m3/U-s3:teacher:implications+$t/m3/U-s4:teacher:implications" F34="$t/m3
   table --nll "untrained T0.3 seeds 0-4=$U0+$U12+$U34" "T03F round 3 seeds 0-4=$F3+$F34" --vs "untrained T0.3 seeds 0-4"
 } >$here/heldout-table-confirm.md
 
-# 4. machine 1's rows alone: rounds 2-3 at seeds 1-2 (the teachers it trained), round 2 at seeds 0-2
+# 4. how long the self-edits are, against the teacher's 256-token cap (the embedded model's tokenizer)
+PYTHONPATH=.:bench ${PYTHON:-.venv/bin/python} bench/selfedit_lengths.py "untrained T0.3 seeds 0-4=$U0+$U12+$U34" \
+  "T03 round 1 seeds 0-2=$R1S8+$R112" "T03F round 2 seeds 0-2=$F2" "T03F round 3 seeds 0-4=$F3+$F34" \
+  "T03F round 4 seeds 0-2=$F4" "GPT-4.1 (its 167 passages)=$t/s7/W03:ref:gpt4.1" >$here/selfedit-lengths.md
+
+# 5. machine 1's rows alone: rounds 2-3 at seeds 1-2 (the teachers it trained), round 2 at seeds 0-2
 {
   table --nll "untrained T0.3 seeds 1-2=$U12" "T03 round 1 seeds 1-2=$R112" \
     "T03F round 2 seeds 1-2=$t/m1/T03Fr2-s1:$f2+$t/m1/T03Fr2-s2:$f2" \
@@ -58,4 +63,4 @@ U34="$t/m3/U-s3:teacher:implications+$t/m3/U-s4:teacher:implications" F34="$t/m3
 } >$here/heldout-table-fresh.md
 rm -rf $t
 cat $here/heldout-table-fresh-seeds012.md $here/heldout-table-fresh-seed0.md $here/heldout-table-confirm.md \
-  $here/heldout-table-fresh.md
+  $here/selfedit-lengths.md $here/heldout-table-fresh.md

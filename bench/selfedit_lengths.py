@@ -1,0 +1,60 @@
+"""How long are a held-out row's self-edits, in the teacher's tokens, and how many stopped at the generation cap
+(`teacher.max_new_tokens`, from each run's run.json) instead of ending on their own? Rows are `bench knowledge`
+folders and conditions, as in heldout_table.py. `ref:NAME` rows count the stored self-edits the run took, which no
+cap cut: their column says how many are as long as the teacher's cap or longer.
+
+    python3 bench/selfedit_lengths.py LABEL=FOLDER:CONDITION[+FOLDER:CONDITION...] [...] [--model embedded]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from statistics import median
+
+from transformers import AutoTokenizer
+
+from agent.benchmarks.runlog import read_records
+from agent.benchmarks.squad import load_passages, load_reference
+from agent.config import default_home
+from agent.models import resolve
+from heldout_table import DATA, spec
+
+
+def lengths(runs: list[tuple[Path, str]], tokenizer, data: Path) -> tuple[list[int], int]:
+    """Token counts of the runs' self-edits, and the runs' generation cap (0 where they differ)."""
+    out, caps = [], set()
+    for folder, condition in runs:
+        run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        caps.add(run.get("teacher", {}).get("max_new_tokens", 0))
+        if condition.startswith("ref:"):  # the passages the run measured this row on
+            every = load_passages(data)
+            used = sorted({r["passage"] for r in read_records(folder / "results.jsonl") if r["condition"] == condition})
+            comps, _ = load_reference(condition[4:], [every[i] for i in used])
+            texts = [c for cs in comps for c in (cs[: run["k"]] if run.get("k") else cs)]
+        else:
+            texts = [c for r in read_records(folder / "selfedits.jsonl") if r["condition"] == condition
+                     for c in r["completions"]]
+        out += [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    return out, caps.pop() if len(caps) == 1 else 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("rows", nargs="+", type=spec)
+    ap.add_argument("--model", default="embedded", help="whose tokenizer counts (the teacher's)")
+    ap.add_argument("--data", type=Path, default=DATA, help="the passages of ref:NAME rows")
+    o = ap.parse_args()
+    tokenizer = AutoTokenizer.from_pretrained(resolve(o.model, default_home()))
+    print("| row | self-edits | median tokens | at or past the cap (teacher.max_new_tokens) |\n|---|---|---|---|")
+    for label, runs in o.rows:
+        n, cap = lengths(runs, tokenizer, o.data)
+        if not n:
+            raise SystemExit(f"{label}: no self-edits for that condition")
+        # a decoded completion re-encodes to about the number of tokens it was generated in (a few either way)
+        at_cap = f"{sum(x >= cap - 4 for x in n) / len(n):.2f} (cap {cap})" if cap else "runs differ"
+        print(f"| {label} | {len(n)} | {median(n):.0f} | {at_cap} |")
+
+
+if __name__ == "__main__":
+    main()
