@@ -410,7 +410,8 @@ class Restem:
             model = self.teacher.attach(prev if self.policy.init == "previous" else "")
             self.emit(Stage("train", f"round {rnd} teacher policy", total=None))
             result = train_policy(model, self.teacher.tokenizer, pairs, self.policy,
-                                  on_step=lambda s, t, e, loss: self.emit(TrainStep(s, t, e, loss)))
+                                  on_step=lambda s, t, e, loss: self.emit(TrainStep(s, t, e, loss)),
+                                  cap=self.cfg.teacher.max_new_tokens)
             self.store.save(model, adapter, {
                 "kind": "teacher-policy", "round": rnd, "parent": prev or None, "family": self.family,
                 "base_model": self.cfg.models.teacher, "self": self.opts.self_mode, "reward": self.opts.reward,
@@ -569,12 +570,17 @@ def round_line(doc: dict) -> str:
     return ", ".join(parts)
 
 
+# Policy settings added after runs were made, with the value those runs had: recorded only when they differ, so
+# the older folders still resume (bench/restem_branch.py writes run.json the same way).
+LATER_POLICY_KEYS = {"init": "previous", "eos": "always"}
+
+
 def policy_identity(policy: PolicySettings) -> dict:
-    """PolicySettings as a run folder records them: ``init`` only when it is not the default, so folders from
-    before it existed still resume."""
+    """PolicySettings as a run folder records them (without LATER_POLICY_KEYS at their old values)."""
     d = dataclasses.asdict(policy)
-    if d["init"] == "previous":
-        del d["init"]
+    for key, old in LATER_POLICY_KEYS.items():
+        if d[key] == old:
+            del d[key]
     return d
 
 

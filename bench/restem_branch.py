@@ -20,6 +20,8 @@ import shutil
 import sys
 from pathlib import Path
 
+# agent.restem.LATER_POLICY_KEYS (importing agent.restem would load torch before a GPU job's environment is set)
+LATER_POLICY_KEYS = {"init": "previous", "eos": "always"}
 KEEP = ("split.json", "heldout.json", "round-0.json")  # round-0.json: the untrained teacher's quick held-out
 LOGS = ("samples.jsonl", "evals.jsonl", "rewards.jsonl")
 
@@ -47,14 +49,15 @@ def branch(src: Path, dst: Path, changes: dict) -> dict:
     if dst.exists():
         raise SystemExit(f"error: {dst} exists")
     run = json.loads((src / "run.json").read_text())
-    unknown = [k for k in changes if k not in run["policy"] and k not in ("init", "fresh")]
+    unknown = [k for k in changes if k not in run["policy"] and k not in (*LATER_POLICY_KEYS, "fresh")]
     if unknown:
         raise SystemExit(f"error: not a policy setting: {', '.join(unknown)}")
     if changes.pop("fresh", False) is True:  # recorded as agent.restem.Restem.fingerprint does: only when set
         run["fresh"] = True
     run["policy"].update(changes)
-    if run["policy"].get("init") == "previous":  # as agent.restem.policy_identity records it
-        del run["policy"]["init"]
+    for key, old in LATER_POLICY_KEYS.items():  # as agent.restem.policy_identity records them
+        if run["policy"].get(key) == old:
+            del run["policy"][key]
     tmp = dst.with_name(dst.name + ".part")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -61,7 +61,9 @@ class PolicySettings:
     drops the pair). schedule: "linear" | "cosine" | "constant" (with warmup_ratio). init: where each round's
     M-step starts: "previous" (the previous round's policy, SEAL's chain; every GPU run here so far) or "base" (a
     fresh policy on the base model, trained on that round's kept self-edits alone, as ReST-EM does to keep
-    iterations from compounding their fit).
+    iterations from compounding their fit). eos: which kept self-edits the M-step ends with the end-of-sequence
+    token: "always" (every run so far, also one the generation cap cut mid-sentence, which teaches the teacher to
+    stop where the cap stopped it) or "ended" (only those that ended before the cap, teacher.max_new_tokens).
     """
 
     r: int = 64
@@ -78,10 +80,13 @@ class PolicySettings:
     schedule: str = "linear"
     weight_decay: float = 0.0
     init: str = "previous"
+    eos: str = "always"
 
     def __post_init__(self) -> None:
         if self.init not in ("previous", "base"):
             raise ValueError(f"policy init must be previous or base, got {self.init!r}")
+        if self.eos not in ("always", "ended"):
+            raise ValueError(f"policy eos must be always or ended, got {self.eos!r}")
         if self.r <= 0 or self.epochs < 0 or self.batch_size <= 0 or self.max_len <= 1 or self.lr <= 0:
             raise ValueError("policy: need r > 0, epochs >= 0, batch_size > 0, max_len > 1, lr > 0")
         if self.schedule not in ("linear", "cosine", "constant"):

@@ -80,14 +80,21 @@ def detach_policy(peft_model: PeftModel):
 
 
 # ---- data -------------------------------------------------------------------------------------------------------
-def encode_pair(tokenizer, prompt: str, completion: str, max_len: int) -> Optional[tuple[list[int], list[int]]]:
+# A completion decoded from n generated tokens re-encodes to about n tokens, not always exactly: one within this
+# many of the generation cap is taken as cut by it.
+CAP_SLACK = 4
+
+
+def encode_pair(tokenizer, prompt: str, completion: str, max_len: int,
+                cap: Optional[int] = None) -> Optional[tuple[list[int], list[int]]]:
     """(input ids, labels) of prompt + completion + eos: labels are -100 on the prompt, the completion's ids
     elsewhere. The prompt is encoded exactly as the generation backend encodes it (so the completion is trained
     in the context it was sampled in); the completion is cut to fit ``max_len``; None if the prompt leaves no
-    room for a single completion token."""
+    room for a single completion token. With ``cap`` (the generation's max_new_tokens), a completion that
+    reached it was cut mid-text and gets no eos."""
     p = encode_prompt(tokenizer, prompt)
     c = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
-    if tokenizer.eos_token_id is not None:
+    if tokenizer.eos_token_id is not None and (cap is None or len(c) < cap - CAP_SLACK):
         c.append(int(tokenizer.eos_token_id))
     room = max_len - len(p)
     if room < 1 or not c:
@@ -141,13 +148,15 @@ def _pad_id(tokenizer) -> int:
 
 # ---- training ---------------------------------------------------------------------------------------------------
 def train_policy(model: PeftModel, tokenizer, pairs: Sequence[tuple[str, str]], settings: PolicySettings,
-                 on_step: Optional[StepCallback] = None) -> PolicyResult:
+                 on_step: Optional[StepCallback] = None, cap: Optional[int] = None) -> PolicyResult:
     """SFT of ``model``'s trainable (policy) parameters on (prompt, completion) pairs, loss on the completion only.
 
     AdamW over the trainable parameters, warmup + decay schedule, gradient clipping, ``settings.seed`` seeding the
-    torch RNG and a per-epoch shuffle of the pairs. The model is left in eval mode."""
+    torch RNG and a per-epoch shuffle of the pairs. The model is left in eval mode. ``cap``: the max_new_tokens
+    the completions were sampled with; with ``settings.eos == "ended"`` the ones it cut get no eos."""
     start = time.perf_counter()
-    rows = [encode_pair(tokenizer, p, c, settings.max_len) for p, c in pairs]
+    cut_at = cap if settings.eos == "ended" else None
+    rows = [encode_pair(tokenizer, p, c, settings.max_len, cut_at) for p, c in pairs]
     data = [r for r in rows if r is not None]
     result = PolicyResult(pairs=len(data), dropped=len(rows) - len(data))
     if not data or settings.epochs == 0:

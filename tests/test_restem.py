@@ -20,7 +20,8 @@ from student.config import AnswerSettings, LoraSettings, TrainSettings
 from student.innerloop import CandidateResult
 from teacher.config import PolicySettings
 from teacher.selfedit import passage_share
-from teacher.policy import IGNORE_INDEX, attach_policy, completion_loss, encode_pair, encode_pairs, train_policy
+from teacher.policy import (IGNORE_INDEX, attach_policy, completion_loss, detach_policy, encode_pair, encode_pairs,
+                            train_policy)
 
 from .conftest import make_tiny_model, make_tiny_tokenizer
 
@@ -89,6 +90,32 @@ def test_completion_only_masking_and_loss(tiny_tokenizer, tiny_model):
     # a prompt that leaves no room for the completion is dropped; the completion is cut to fit
     assert encode_pair(tiny_tokenizer, prompt, completion, max_len=n_prompt) is None
     assert len(encode_pair(tiny_tokenizer, prompt, completion, max_len=n_prompt + 3)[0]) == n_prompt + 3
+
+
+def test_a_completion_the_cap_cut_gets_no_eos_under_eos_ended(tiny_tokenizer, tiny_model, monkeypatch):
+    """policy.eos = ended: a completion as long as the generation cap (cut mid-text) is trained without the
+    end-of-sequence token, one that ended earlier with it; eos = always (the default) ends both with it."""
+    prompt = "Passage: Paris.\nImplications:\n"
+    short, long_ = "Paris is in France.", " ".join(["Paris is a city in France."] * 12)
+    n_short, n_long = (len(tiny_tokenizer(c, add_special_tokens=False)["input_ids"]) for c in (short, long_))
+    cap = n_long  # the long one filled the cap; the short one stopped well before it
+    assert n_short < cap - 4
+    eos = tiny_tokenizer.eos_token_id
+    assert encode_pair(tiny_tokenizer, prompt, long_, 512, cap=cap)[0][-1] != eos
+    assert encode_pair(tiny_tokenizer, prompt, short, 512, cap=cap)[0][-1] == eos
+    assert encode_pair(tiny_tokenizer, prompt, long_, 512)[0][-1] == eos  # no cap: always
+    # train_policy passes the cap on only under eos = ended
+    import teacher.policy as policy_mod
+    seen, real = [], policy_mod.encode_pair
+    monkeypatch.setattr(policy_mod, "encode_pair", lambda *a: seen.append(a[4]) or real(*a))
+    for mode in ("always", "ended"):
+        settings = PolicySettings(r=4, alpha=8, epochs=0, eos=mode)
+        policy = attach_policy(tiny_model, settings)
+        train_policy(policy, tiny_tokenizer, [(prompt, long_)], settings, cap=cap)
+        tiny_model = detach_policy(policy)
+    assert seen == [None, cap]
+    with pytest.raises(ValueError, match="eos"):
+        PolicySettings(eos="never")
 
 
 def test_policy_training_lowers_the_completion_loss(tiny_tokenizer, tiny_model):
@@ -240,22 +267,24 @@ def test_resume_after_a_kill_gives_the_same_run(tmp_path):
                load_student=ls2).prepare()
 
 
-@pytest.mark.parametrize("init", ["previous", "base"])
-def test_policy_init_says_where_each_m_step_starts(tmp_path, monkeypatch, init):
+@pytest.mark.parametrize("init,eos", [("previous", "always"), ("base", "ended")])
+def test_policy_init_says_where_each_m_step_starts(tmp_path, monkeypatch, init, eos):
     """policy.init = previous: round 2's M-step continues round 1's policy (SEAL's chain); base: it starts from a
     fresh policy on the base model (ReST-EM). Either way round 2's version names round 1 as its parent, and only a
-    non-default init is recorded in the run folder (older folders resume)."""
+    non-default init or eos is recorded in the run folder (older folders resume). Every M-step is told the cap
+    its completions were sampled under (teacher.max_new_tokens), which policy.eos = ended uses."""
     import agent.restem as restem_mod
-    trained = []  # per M-step: whether the policy held any learned weights before training
+    trained, caps = [], []  # per M-step: whether the policy held any learned weights before training; its cap
 
     def spy(model, *a, **kw):
         trained.append(any(float(p.abs().sum()) > 0 for n, p in model.named_parameters() if "lora_B" in n))
+        caps.append(kw.get("cap"))
         return real(model, *a, **kw)
 
     real = restem_mod.train_policy
     monkeypatch.setattr(restem_mod, "train_policy", spy)
     cfg, opts, load_teacher, load_student = _setup(tmp_path, eval_passages=0)
-    cfg.policy.init = init
+    cfg.policy.init, cfg.policy.eos = init, eos
     doc = Restem(cfg, opts, load_teacher=load_teacher, load_student=load_student).prepare().run()
     r1, r2 = (next(r for r in doc["rounds"] if r["round"] == n) for n in (1, 2))
     assert r1["trained"] and r2["trained"]
@@ -263,6 +292,8 @@ def test_policy_init_says_where_each_m_step_starts(tmp_path, monkeypatch, init):
     assert AdapterStore(cfg.home / "adapters" / "teacher").meta(r2["adapter"])["parent"] == r1["adapter"]
     recorded = json.loads((opts.out / "run.json").read_text())["policy"]
     assert recorded.get("init") == (None if init == "previous" else "base")
+    assert recorded.get("eos") == (None if eos == "always" else "ended")
+    assert caps == [cfg.teacher.max_new_tokens] * 2
 
 
 def test_a_run_carried_to_another_home_rebuilds_its_teachers(tmp_path):
