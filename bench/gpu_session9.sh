@@ -21,6 +21,11 @@
 #     rebuilt and a fourth round on new passages; rows of round 3's teacher at seed 0 and round 4's at seeds 0-2.
 #   confirm (bench/gpu_session10c.sh): the same folder, rounds 1-3's teachers rebuilt; round 3's teacher (the best
 #     of seeds 0-2) and the untrained teacher at two new seeds, 3 and 4, chosen before they were run.
+#   long (bench/gpu_session11.sh; prepared in session 10, not yet run): the same folder, round 3's teacher rebuilt;
+#     it and the untrained teacher at seeds 0-1 with teacher.max_new_tokens=512 (70-88 % of their self-edits stop
+#     at the default 256), and GPT-4.1's self-edits at seeds 1-2.
+#   longtrain (bench/gpu_session11b.sh; prepared, not run): a new --fresh run at max_new_tokens=512 with
+#     policy.eos=ended, 2 rounds; rows of round 1 at seed 0 and round 2 at seeds 0-1, at 512.
 # Held-out rows use --group 48 (session 8: 64) so that five fit beside each other, the two branches train at
 # --group 80 (128) side by side; a student's result does not depend on which adapters share its group.
 # Staging as session 9 ran it, in three parts; since then the model travels in four (bench/gpu_stage.sh): carry
@@ -37,7 +42,7 @@ JOB_LOG=jobs.log COUNTED="*/rewards.jsonl */results.jsonl"
 PART=${PART:-replicate}
 before_launch() {  # session 8's T03 folder and squad_dev.json, from its machine-2 archive
   if [ "$PART" = extend ]; then tar xzf .d_runs/session9.tgz -C $R; return; fi  # T03, T03B, squad_dev.json
-  if [ "$PART" = fresh4 ] || [ "$PART" = confirm ]; then tar xzf .d_runs/session10.tgz -C $R; return; fi  # T03F, squad_dev.json
+  if [ "$PART" = fresh4 ] || [ "$PART" = confirm ] || [ "$PART" = long ] || [ "$PART" = longtrain ]; then tar xzf .d_runs/session10.tgz -C $R; return; fi  # T03F, squad_dev.json
   if [ "$PART" = fresh ]; then
     tar xzf .d_runs/session9.tgz -C $R && python3 .gpu_src/bench/restem_branch.py $R/T03 $R/T03F fresh=true; return
   fi
@@ -57,21 +62,22 @@ train() {  # FOLDER GROUP POLICY_SETTINGS...: session 8's T03 command (--rounds 
     --eval-titles "$EVAL_TITLES" --passages 80 --samples 5 --seeds 2 --rounds ${ROUNDS:-2} --group $group --reward loglik \
     --keep best --out $R/$out >$R/$out.log 2>&1
 }
-held() {  # NAME CONDITION SEED: one held-out row (teacher and student seed SEED) into $R/NAME
-  seal $SETS --set teacher.seed=$3 --set train.seed=$3 bench knowledge --device cuda --subset $R/heldout.json \
-    --seeds 1 --k 3 --group 48 --conditions "$2" --out $R/$1 >$R/$1.log 2>&1
+held() {  # NAME CONDITION SEED [--set K=V ...]: one held-out row (teacher and student seed SEED) into $R/NAME
+  local name=$1 cond=$2 seed=$3; shift 3
+  seal $SETS "$@" --set teacher.seed=$seed --set train.seed=$seed bench knowledge --device cuda \
+    --subset $R/heldout.json --seeds 1 --k 3 --group 48 --conditions "$cond" --out $R/$name >$R/$name.log 2>&1
 }
 ready() {  # FOLDER ROUND: the round's teacher version once it is in this machine's store (a carried manifest
   # names a version that exists only on session 8's machine until the rebuild replaces it)
   local a; a=$(round_adapter $R/$1 $2)
   [ -n "$a" ] && [ -d "$SEAL_AGENT_HOME/adapters/teacher/$a" ] && echo "$a"
 }
-after() {  # FOLDER ROUND NAME SEED: wait for the round's teacher while FOLDER's training runs, then its row
+after() {  # FOLDER ROUND NAME SEED [--set K=V ...]: wait for the round's teacher while FOLDER trains, then its row
   local a
   while [ -z "$(ready $1 $2)" ] && kill -0 ${trainers[$1]} 2>/dev/null; do sleep 10; done
   a=$(ready $1 $2); [ -n "$a" ] || { echo "$1 round $2: no teacher"; return; }
   echo "$1 round $2 teacher $a $(date)"
-  held $3 "teacher:$a" $4
+  held $3 "teacher:$a" $4 "${@:5}"
 }
 echo "start $PART $(date)"
 declare -A trainers
@@ -107,6 +113,19 @@ elif [ "$PART" = confirm ]; then  # rounds 1-3's teachers rebuilt; round 3 and t
   cp $R/T03F/heldout.json $R/heldout.json
   ROUNDS=3 TRAIN_FLAGS=--fresh train T03F 128 --set policy.epochs=6 & trainers[T03F]=$!
   for s in 3 4; do held U-s$s teacher $s & after T03F 3 T03Fr3-s$s $s & done
+elif [ "$PART" = long ]; then  # the 256-token cap: round 3's and the untrained teacher's self-edits let run to 512
+  # (the same seeds sample the same first 256 tokens), and GPT-4.1 at seeds 1-2 to pool with seed 0's
+  cp $R/T03F/heldout.json $R/heldout.json
+  ROUNDS=3 TRAIN_FLAGS=--fresh train T03F 128 --set policy.epochs=6 & trainers[T03F]=$!
+  L="--set teacher.max_new_tokens=512"
+  for s in 0 1; do held U512-s$s teacher $s $L & after T03F 3 T03Fr3-512-s$s $s $L & done
+  for s in 1 2; do held G-s$s ref:gpt4.1 $s & done
+elif [ "$PART" = longtrain ]; then  # a new --fresh run sampled at 512 tokens, cut self-edits trained without eos
+  cp $R/T03F/heldout.json $R/heldout.json
+  L="--set teacher.max_new_tokens=512"
+  ROUNDS=2 TRAIN_FLAGS=--fresh train T512 128 --set policy.epochs=6 --set policy.eos=ended $L & trainers[T512]=$!
+  after T512 1 T512r1-s0 0 $L &
+  for s in 0 1; do after T512 2 T512r2-s$s $s $L & done
 else
   cp $R/T03B/heldout.json $R/heldout.json
   train T03B 80 --set policy.epochs=6 --set policy.init=base & trainers[T03B]=$!
