@@ -15,9 +15,9 @@ digest each run recorded).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
 import json
+from pathlib import Path
+from typing import Optional
 
 from agent.benchmarks.runlog import read_records
 from agent.benchmarks.squad import data_digest, load_passages, load_reference
@@ -54,23 +54,29 @@ def pooled(runs: list[tuple[Path, str]]) -> dict:
     return out
 
 
-def grounding(runs: list[tuple[Path, str]], passages: set[int], data: Path) -> list[str]:
+def selfedits(folder: Path, condition: str, texts: list, passages: Optional[set[int]] = None) -> list[tuple]:
+    """(passage index, its self-edits) of one run's row, on ``passages`` (default: every passage the run measured
+    the row on). ``texts``: the passage file's passages, which must be the run's (checked by its data digest).
+    A ``ref:NAME`` row's self-edits are the stored ones, the first k of each passage's as the run took them."""
+    run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    if run.get("data") != data_digest(texts):
+        raise SystemExit(f"{folder}: measured on other passages than the passage file's (digest {run.get('data')})")
+    if condition.startswith("ref:"):
+        if passages is None:
+            passages = {r["passage"] for r in read_records(folder / "results.jsonl") if r["condition"] == condition}
+        chosen = sorted(passages)
+        comps, _ = load_reference(condition[4:], [texts[i] for i in chosen])
+        return [(i, c[: run["k"]] if run.get("k") else c) for i, c in zip(chosen, comps)]
+    return [(r["passage"], r["completions"]) for r in read_records(folder / "selfedits.jsonl")
+            if r["condition"] == condition and (passages is None or r["passage"] in passages)]
+
+
+def grounding(runs: list[tuple[Path, str]], passages: set[int], texts: list) -> list[str]:
     """Two cells: the mean share of the runs' self-edit words found in their passage, and their mean length in
     words, over ``passages``; empty for a row without self-edits (base, passage)."""
-    texts = load_passages(data)
     shares, words = [], []
     for folder, condition in runs:
-        run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-        if condition.startswith("ref:"):  # stored self-edits, the first k of each passage's (as the run took them)
-            chosen = sorted(passages)
-            comps, _ = load_reference(condition[4:], [texts[i] for i in chosen])
-            edits = [(i, c[: run.get("k")] if run.get("k") else c) for i, c in zip(chosen, comps)]
-        else:
-            edits = [(r["passage"], r["completions"]) for r in read_records(folder / "selfedits.jsonl")
-                     if r["condition"] == condition and r["passage"] in passages]
-        if edits and run.get("data") != data_digest(texts):
-            raise SystemExit(f"{folder}: measured on other passages than {data}'s (data digest {run.get('data')})")
-        for i, completions in edits:
+        for i, completions in selfedits(folder, condition, texts, passages):
             shares += [passage_share(c, texts[i].context) for c in completions]
             words += [len(c.split()) for c in completions]
     return [f"{sum(shares) / len(shares):.3f}", f"{sum(words) / len(words):.0f}"] if shares else ["", ""]
@@ -79,6 +85,7 @@ def grounding(runs: list[tuple[Path, str]], passages: set[int], data: Path) -> l
 def table(specs: list[Spec], vs: list[str], nll_vs: bool = False, passage_file: Path | None = None) -> str:
     """The table; with ``passage_file`` (the runs' passages), also each row's self-edit grounding and length."""
     data = {label: pooled(runs) for label, runs in specs}
+    texts = load_passages(passage_file) if passage_file else []
     for label, found in data.items():
         if not found:
             raise SystemExit(f"{label}: no results for that condition")
@@ -113,7 +120,7 @@ def table(specs: list[Spec], vs: list[str], nll_vs: bool = False, passage_file: 
         for v in vs if nll_vs else []:
             cells.append("" if v == label else cell(mean_interval([a - b for a, b in zip(nll[label], nll[v])]), 3))
         if passage_file:
-            cells += grounding(dict(specs)[label], set(passages), passage_file)
+            cells += grounding(dict(specs)[label], set(passages), texts)
         out.append("| " + " | ".join(cells) + " |")
     out += ["", "✱ = outside the error bars (95 % paired bootstrap over passages)"]
     return "\n".join(out)

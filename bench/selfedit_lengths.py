@@ -14,28 +14,20 @@ from statistics import median
 
 from transformers import AutoTokenizer
 
-from agent.benchmarks.runlog import read_records
-from agent.benchmarks.squad import load_passages, load_reference
+from agent.benchmarks.squad import load_passages
 from agent.config import default_home
 from agent.models import resolve
-from heldout_table import DATA, spec
+from heldout_table import DATA, selfedits, spec
 
 
-def lengths(runs: list[tuple[Path, str]], tokenizer, data: Path) -> tuple[list[int], int]:
+def lengths(runs: list[tuple[Path, str]], tokenizer, texts: list) -> tuple[list[int], int]:
     """Token counts of the runs' self-edits, and the runs' generation cap (0 where they differ)."""
     out, caps = [], set()
     for folder, condition in runs:
         run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
         caps.add(run.get("teacher", {}).get("max_new_tokens", 0))
-        if condition.startswith("ref:"):  # the passages the run measured this row on
-            every = load_passages(data)
-            used = sorted({r["passage"] for r in read_records(folder / "results.jsonl") if r["condition"] == condition})
-            comps, _ = load_reference(condition[4:], [every[i] for i in used])
-            texts = [c for cs in comps for c in (cs[: run["k"]] if run.get("k") else cs)]
-        else:
-            texts = [c for r in read_records(folder / "selfedits.jsonl") if r["condition"] == condition
-                     for c in r["completions"]]
-        out += [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        out += [len(tokenizer(c, add_special_tokens=False)["input_ids"])
+                for _, completions in selfedits(folder, condition, texts) for c in completions]
     return out, caps.pop() if len(caps) == 1 else 0
 
 
@@ -46,9 +38,10 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA, help="the passages of ref:NAME rows")
     o = ap.parse_args()
     tokenizer = AutoTokenizer.from_pretrained(resolve(o.model, default_home()))
+    texts = load_passages(o.data)
     print("| row | self-edits | median tokens | at or past the cap (teacher.max_new_tokens) |\n|---|---|---|---|")
     for label, runs in o.rows:
-        n, cap = lengths(runs, tokenizer, o.data)
+        n, cap = lengths(runs, tokenizer, texts)
         if not n:
             raise SystemExit(f"{label}: no self-edits for that condition")
         # a decoded completion re-encodes to about the number of tokens it was generated in (a few either way)
