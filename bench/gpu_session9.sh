@@ -40,12 +40,13 @@ set -u
 source "$(dirname "$0")/gpu_job.sh"  # launch / wait (R=/root/runs)
 JOB_LOG=jobs.log COUNTED="*/rewards.jsonl */results.jsonl"
 PART=${PART:-replicate}
-before_launch() {  # session 8's T03 folder and squad_dev.json, from its machine-2 archive
-  if [ "$PART" = extend ]; then tar xzf .d_runs/session9.tgz -C $R; return; fi  # T03, T03B, squad_dev.json
-  if [ "$PART" = fresh4 ] || [ "$PART" = confirm ] || [ "$PART" = long ] || [ "$PART" = longtrain ]; then tar xzf .d_runs/session10.tgz -C $R; return; fi  # T03F, squad_dev.json
-  if [ "$PART" = fresh ]; then
-    tar xzf .d_runs/session9.tgz -C $R && python3 .gpu_src/bench/restem_branch.py $R/T03 $R/T03F fresh=true; return
-  fi
+before_launch() {  # each part's carried folders, and squad_dev.json
+  case "$PART" in
+    extend) tar xzf .d_runs/session9.tgz -C $R; return ;;  # T03, T03B
+    fresh4|confirm|long|longtrain) tar xzf .d_runs/session10.tgz -C $R; return ;;  # T03F
+    fresh) tar xzf .d_runs/session9.tgz -C $R && python3 .gpu_src/bench/restem_branch.py $R/T03 $R/T03F fresh=true
+      return ;;
+  esac
   mkdir -p $R/s8 && tar xzf .d_runs/machine2-runs.tgz -C $R/s8 ./squad_dev.json ./T03 && mv $R/s8/squad_dev.json $R/
   if [ "$PART" = replicate ]; then mv $R/s8/T03 $R/T03; return; fi
   python3 .gpu_src/bench/restem_branch.py $R/s8/T03 $R/T03B init=base

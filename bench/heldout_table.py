@@ -110,7 +110,8 @@ def table(specs: list[Spec], vs: list[str], nll_vs: bool = False, passage_file: 
         (["words in passage", "words"] if passage_file else [])
     out = [f"{what} (the passages every row has)", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, _ in specs:
+    shown = set(passages)
+    for label, runs in specs:
         d = data[label]
         acc = ratio_interval(correct[label], den)
         mean_nll = sum(d[k][2] for k in keys) / len(keys)
@@ -120,7 +121,7 @@ def table(specs: list[Spec], vs: list[str], nll_vs: bool = False, passage_file: 
         for v in vs if nll_vs else []:
             cells.append("" if v == label else cell(mean_interval([a - b for a, b in zip(nll[label], nll[v])]), 3))
         if passage_file:
-            cells += grounding(dict(specs)[label], set(passages), texts)
+            cells += grounding(runs, shown, texts)
         out.append("| " + " | ".join(cells) + " |")
     out += ["", "✱ = outside the error bars (95 % paired bootstrap over passages)"]
     return "\n".join(out)

@@ -3,7 +3,8 @@
 # .stage1-5 = the GGUF in five parts (+ the gguf wheel and q.parts, the number of parts, in the last),
 # .stage6 = all-MiniLM-L6-v2 in float16 (for `route`; 45 MB, which no longer fits beside the tracked files in one
 # call: split it like the GGUF before a job needs it). A call carries the tracked files and one folder, 64 MiB at
-# most: with ~36 MB tracked (session 9), a part may hold 26 MB (25 MiB); sessions 4-9 split into three of 33 MiB.
+# most: with ~42 MB tracked (session 10), a part may hold 21 MB (20 MiB); sessions 4-9 split into three of 33 MiB,
+# session 9's last machine and session 10's first two into four of 25 MiB.
 set -eu
 py=${PYTHON:-.venv/bin/python}
 gguf=$($py -c "from agent.models import embedded_gguf; print(embedded_gguf())")
