@@ -48,7 +48,7 @@ from teacher.prompts import FAMILIES
 from teacher.selfedit import Teacher, passage_share, self_edit_from_completion
 
 from .absorb import fingerprint as absorb_fingerprint, split_update
-from .benchmarks.runlog import JsonlLog, atomic_write, check_run_file, train_identity
+from .benchmarks.runlog import JsonlLog, atomic_write, check_run_file, teacher_identity, train_identity
 from .benchmarks.squad import Passage, data_digest
 from .config import Config
 from .errors import BadInput
@@ -227,7 +227,7 @@ class Restem:
         ``fresh`` is recorded only when set, so folders from before it existed still resume."""
         c, o = self.cfg, self.opts
         asd = dataclasses.asdict
-        teacher = {k: v for k, v in asd(c.teacher).items() if k not in ("family", "samples", "probe_count")}
+        teacher = teacher_identity(c.teacher, ("family", "samples", "probe_count"))
         return {"data": data_digest(self.split.train), "train_passages": [p.index for p in self.split.train],
                 "train_titles": self.split.train_titles, "samples": o.samples, "seeds": self.seeds,
                 "reward": o.reward, "keep": o.keep, "self": o.self_mode, "family": self.family,

@@ -9,7 +9,8 @@ import time
 from typing import Callable, Optional, Protocol, Sequence, runtime_checkable
 
 import torch
-from transformers import GenerationConfig
+from transformers import GenerationConfig, LogitsProcessorList
+from transformers.generation.logits_process import NoRepeatNGramLogitsProcessor
 from transformers.generation.streamers import BaseStreamer
 
 OnText = Callable[[int, int, str], None]  # on_text(prompt_idx, sample_idx, text_so_far)
@@ -26,11 +27,13 @@ class GenerationBackend(Protocol):
         top_p: float,
         seed: int,
         on_text: Optional[OnText] = None,
+        no_repeat_ngram: int = 0,
     ) -> list[list[str]]:
         """Return ``n`` completions (new text only) per prompt: ``out[prompt_idx][sample_idx]``.
 
         ``temperature <= 0`` means greedy decoding. ``on_text(prompt_idx, sample_idx, text_so_far)`` is called with
-        the growing text of each sample while it is generated, and once more with the final text."""
+        the growing text of each sample while it is generated, and once more with the final text.
+        ``no_repeat_ngram`` > 0: no run of that many tokens occurs twice in one completion (the prompt not counted)."""
         ...
 
 
@@ -62,6 +65,19 @@ def pad_id(tokenizer, eos: Sequence[int]) -> int:
     if eos:
         return int(eos[0])
     return 0
+
+
+class NoRepeatNGramInCompletion(NoRepeatNGramLogitsProcessor):
+    """transformers' n-gram ban applied to the generated tokens only. The built-in one (``no_repeat_ngram_size``)
+    also counts the prompt, which would forbid copying any run of the passage into a self-edit; here the rows
+    are cut at ``start``, the padded prompt width, before the parent class looks for repeats."""
+
+    def __init__(self, ngram_size: int, start: int):
+        super().__init__(ngram_size)
+        self.start = int(start)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        return super().__call__(input_ids[:, self.start:], scores)
 
 
 class _RowStreamer(BaseStreamer):
@@ -143,7 +159,7 @@ class TransformersBackend:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     @torch.no_grad()
-    def generate(self, prompts, n, max_new_tokens, temperature, top_p, seed, on_text=None):
+    def generate(self, prompts, n, max_new_tokens, temperature, top_p, seed, on_text=None, no_repeat_ngram=0):
         prompts = list(prompts)
         if not prompts or n < 1:
             return [[] for _ in prompts]
@@ -192,7 +208,9 @@ class TransformersBackend:
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(int(seed))
                 out = self.model.generate(
-                    input_ids=input_ids, attention_mask=attention, generation_config=gen_cfg, streamer=streamer
+                    input_ids=input_ids, attention_mask=attention, generation_config=gen_cfg, streamer=streamer,
+                    logits_processor=LogitsProcessorList(
+                        [NoRepeatNGramInCompletion(no_repeat_ngram, width)] if no_repeat_ngram else []),
                 )
         finally:
             if was_training:
@@ -254,7 +272,9 @@ class VLLMBackend:
         self._lora_counter += 1  # a fresh int id, so vLLM does not serve a cached older adapter
         self._lora_request = LoRARequest(f"teacher-{self._lora_counter}", self._lora_counter, str(path))
 
-    def generate(self, prompts, n, max_new_tokens, temperature, top_p, seed, on_text=None):
+    def generate(self, prompts, n, max_new_tokens, temperature, top_p, seed, on_text=None, no_repeat_ngram=0):
+        if no_repeat_ngram:  # vLLM's sampling parameters have no n-gram ban
+            raise ValueError("teacher.no_repeat_ngram is not available with vLLM; use the transformers backend")
         prompts = list(prompts)
         if not prompts or n < 1:
             return [[] for _ in prompts]

@@ -16,6 +16,10 @@ class TeacherSettings:
     probe_count: question-answer probes asked of :meth:`teacher.selfedit.Teacher.make_probes`.
     cloze_fallback: when the model writes fewer usable probes, top up with fill-in-the-blank probes cut from the
       passage (:mod:`teacher.cloze`), so that documents without questions are still guarded and measured.
+    no_repeat_ngram: when > 0, no run of this many tokens may occur twice in one self-edit (the prompt is not
+      counted, so the passage may still be copied). The embedded model loops: at temperature 0.3, 43 % of the
+      untrained teacher's lines repeat an earlier line of the same self-edit, and parsing keeps each line once,
+      so a self-edit gives the student fewer distinct lines than GPT-4.1's (about 4.5 against 12.9). 0: off.
     """
 
     family: str = "implications"
@@ -27,6 +31,11 @@ class TeacherSettings:
     use_chat: Optional[bool] = None
     probe_count: int = 5
     cloze_fallback: bool = True
+    no_repeat_ngram: int = 0
+
+    def __post_init__(self) -> None:
+        if self.no_repeat_ngram < 0 or self.no_repeat_ngram == 1:
+            raise ValueError(f"teacher no_repeat_ngram must be 0 (off) or at least 2, got {self.no_repeat_ngram}")
 
 
 @dataclass

@@ -117,7 +117,8 @@ class Teacher:
             return [[] for _ in docs]
         prompts = [self.prompt(t, p, fam) for t, p in docs]
         outs = self.backend.generate(prompts, k, s.max_new_tokens, s.temperature, s.top_p,
-                                     s.seed if seed is None else seed, on_text=on_text)
+                                     s.seed if seed is None else seed, on_text=on_text,
+                                     no_repeat_ngram=s.no_repeat_ngram)
         result = []
         for (title, passage), prompt, completions in zip(docs, prompts, outs):
             result.append([self_edit_from_completion(c, title, passage, fam, self.parse, prompt)

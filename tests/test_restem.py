@@ -267,11 +267,11 @@ def test_resume_after_a_kill_gives_the_same_run(tmp_path):
                load_student=ls2).prepare()
 
 
-@pytest.mark.parametrize("init,eos", [("previous", "always"), ("base", "ended")])
-def test_policy_init_says_where_each_m_step_starts(tmp_path, monkeypatch, init, eos):
+@pytest.mark.parametrize("init,eos,ngram", [("previous", "always", 0), ("base", "ended", 3)])
+def test_policy_init_says_where_each_m_step_starts(tmp_path, monkeypatch, init, eos, ngram):
     """policy.init = previous: round 2's M-step continues round 1's policy (SEAL's chain); base: it starts from a
     fresh policy on the base model (ReST-EM). Either way round 2's version names round 1 as its parent, and only a
-    non-default init or eos is recorded in the run folder (older folders resume). Every M-step is told the cap
+    non-default init, eos or teacher.no_repeat_ngram is recorded in the run folder (older folders resume). Every M-step is told the cap
     its completions were sampled under (teacher.max_new_tokens), which policy.eos = ended uses."""
     import agent.restem as restem_mod
     trained, caps = [], []  # per M-step: whether the policy held any learned weights before training; its cap
@@ -284,13 +284,15 @@ def test_policy_init_says_where_each_m_step_starts(tmp_path, monkeypatch, init, 
     real = restem_mod.train_policy
     monkeypatch.setattr(restem_mod, "train_policy", spy)
     cfg, opts, load_teacher, load_student = _setup(tmp_path, eval_passages=0)
-    cfg.policy.init, cfg.policy.eos = init, eos
+    cfg.policy.init, cfg.policy.eos, cfg.teacher.no_repeat_ngram = init, eos, ngram
     doc = Restem(cfg, opts, load_teacher=load_teacher, load_student=load_student).prepare().run()
     r1, r2 = (next(r for r in doc["rounds"] if r["round"] == n) for n in (1, 2))
     assert r1["trained"] and r2["trained"]
     assert trained == [False, init == "previous"]
     assert AdapterStore(cfg.home / "adapters" / "teacher").meta(r2["adapter"])["parent"] == r1["adapter"]
-    recorded = json.loads((opts.out / "run.json").read_text())["policy"]
+    run = json.loads((opts.out / "run.json").read_text())
+    assert run["teacher"].get("no_repeat_ngram") == (ngram or None)
+    recorded = run["policy"]
     assert recorded.get("init") == (None if init == "previous" else "base")
     assert recorded.get("eos") == (None if eos == "always" else "ended")
     assert caps == [cfg.teacher.max_new_tokens] * 2

@@ -94,3 +94,51 @@ def test_vllm_missing_is_one_line_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
     with pytest.raises(RuntimeError, match=r"^vLLM is not installed: pip install 'seal-agent\[vllm\]'$"):
         VLLMBackend("some/model")
+
+
+def test_ngram_ban_counts_the_completion_not_the_prompt():
+    from teacher.backend import NoRepeatNGramInCompletion
+    from transformers.generation.logits_process import NoRepeatNGramLogitsProcessor
+    scores = torch.zeros(1, 10)
+    prompt_then_6 = torch.tensor([[5, 6, 7, 6]])  # prompt 5 6 7, then 6 generated: (6, 7) is a prompt bigram only
+    assert NoRepeatNGramInCompletion(2, start=3)(prompt_then_6, scores.clone())[0].isinf().sum() == 0
+    assert NoRepeatNGramLogitsProcessor(2)(prompt_then_6, scores.clone())[0, 7].isinf()  # the built-in bans 7
+    repeat = torch.tensor([[5, 6, 7, 6, 8, 6]])  # generated 6 8 6: the bigram (6, 8) would repeat
+    banned = NoRepeatNGramInCompletion(2, start=3)(repeat, scores.clone())[0].isinf().nonzero().flatten().tolist()
+    assert banned == [8]
+
+
+def _generated_ids(model, run):
+    """The token ids model.generate returns during run(), prompt included."""
+    outs, real = [], model.generate
+
+    def spy(*args, **kwargs):
+        outs.append(real(*args, **kwargs))
+        return outs[-1]
+
+    model.generate = spy
+    try:
+        run()
+    finally:
+        del model.generate
+    return outs[0]
+
+
+def _repeats(ids: list[int], n: int) -> int:
+    grams = [tuple(ids[i:i + n]) for i in range(len(ids) - n + 1)]
+    return len(grams) - len(set(grams))
+
+
+def test_no_repeat_ngram_in_each_completion(tiny_model, tiny_tokenizer):
+    be = TransformersBackend(tiny_model, tiny_tokenizer)
+    width = max(len(encode_prompt(tiny_tokenizer, p)) for p in PROMPTS)
+    eos = tiny_tokenizer.eos_token_id
+
+    def completions(**kw):
+        out = _generated_ids(tiny_model, lambda: be.generate(PROMPTS, 1, 80, 0.0, 1.0, seed=0, **kw))
+        return [row[:row.index(eos)] if eos in row else row for row in out[:, width:].tolist()]
+
+    assert any(_repeats(c, 3) for c in completions())  # the random model loops when greedy...
+    banned = completions(no_repeat_ngram=3)
+    assert max(len(c) for c in banned) == 80
+    assert all(_repeats(c, 3) == 0 for c in banned)  # ...and cannot with the ban

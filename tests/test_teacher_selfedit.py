@@ -18,9 +18,9 @@ class FakeBackend:
         self.rounds = list(rounds)
         self.calls = []
 
-    def generate(self, prompts, n, max_new_tokens, temperature, top_p, seed, on_text=None):
+    def generate(self, prompts, n, max_new_tokens, temperature, top_p, seed, on_text=None, no_repeat_ngram=0):
         self.calls.append(dict(prompts=list(prompts), n=n, max_new_tokens=max_new_tokens,
-                               temperature=temperature, top_p=top_p, seed=seed))
+                               temperature=temperature, top_p=top_p, seed=seed, no_repeat_ngram=no_repeat_ngram))
         completions = self.rounds.pop(0)
         out = [[completions[i % len(completions)] for i in range(n)] for _ in prompts]
         if on_text:
@@ -39,7 +39,8 @@ def test_propose_parses_completions(tiny_tokenizer):
     streamed = []
     edits = teacher.propose(T, P, on_text=lambda p, s, t: streamed.append((p, s, t)))
     prompt = build_prompt(tiny_tokenizer, "implications", T, P, None)
-    assert be.calls == [dict(prompts=[prompt], n=2, max_new_tokens=50, temperature=0.9, top_p=0.8, seed=11)]
+    assert be.calls == [dict(prompts=[prompt], n=2, max_new_tokens=50, temperature=0.9, top_p=0.8, seed=11,
+                             no_repeat_ngram=0)]
     assert edits == [
         SelfEdit("implications", prompt, c1,
                  [f"{T}\nDenver won Super Bowl 50.", f"{T}\nMiller was the MVP.", f"{T}\n{P}"],
@@ -59,6 +60,16 @@ def test_propose_k_family_seed_and_many(tiny_tokenizer):
     many = teacher.propose_many([(T, P), ("Other", "Another passage here.")], k=1, family="rewrite")
     assert len(be.calls[1]["prompts"]) == 2 and [len(m) for m in many] == [1, 1]
     assert many[1][0].texts == ["Other\nBroncos won.", "Other\nAnother passage here."]
+    assert be.calls[0]["no_repeat_ngram"] == 0
+
+
+def test_no_repeat_ngram_reaches_the_backend(tiny_tokenizer):
+    be = FakeBackend(["Broncos won."])
+    Teacher(be, tiny_tokenizer, TeacherSettings(use_chat=False, no_repeat_ngram=6)).propose(T, P, k=2)
+    assert be.calls[0]["no_repeat_ngram"] == 6
+    for bad in (-1, 1):
+        with pytest.raises(ValueError, match="no_repeat_ngram"):
+            TeacherSettings(no_repeat_ngram=bad)
 
 
 def test_filter_probes():

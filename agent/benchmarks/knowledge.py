@@ -29,7 +29,7 @@ from ..models import free_memory
 from ..events import Emit, Message, Progress, Stage, ignore
 from .conditions import DEFAULT_CONDITIONS, Condition, merged_texts, parse_conditions, self_edit_texts
 from .report import aggregate, markdown, record_machine, recorded_machine, sanitize
-from .runlog import JsonlLog, atomic_write, check_run_file, train_identity
+from .runlog import JsonlLog, atomic_write, check_run_file, teacher_identity, train_identity
 from .squad import DEFAULT_DATA, Passage, data_digest, load_passages, load_reference
 
 MODES = ("single", "cpt")
@@ -160,8 +160,7 @@ class KnowledgeBench:
         return {"data": self.digest, "mode": self.opts.mode, "k": self.opts.k, "train": train_identity(c.train),
                 **absorb_fingerprint(c.absorb, c.train.side_weight),
                 "lora": dataclasses.asdict(c.lora), "answer": answer, "parse": dataclasses.asdict(c.parse),
-                "teacher": {k: v for k, v in dataclasses.asdict(c.teacher).items()  # cloze probes: ingest only
-                            if k not in ("family", "cloze_fallback")},
+                "teacher": teacher_identity(c.teacher, ("family", "cloze_fallback")),  # cloze probes: ingest only
                 "models": {"student": c.models.student, "teacher": c.models.teacher, "dtype": c.models.dtype,
                            # recorded only when set, so run folders from before the setting existed still resume
                            **({"teacher_dtype": c.models.teacher_dtype} if c.models.teacher_dtype != "auto" else {})}}

@@ -41,6 +41,19 @@ def train_identity(train) -> dict:
     return {k: v for k, v in dataclasses.asdict(train).items() if k not in skip}
 
 
+# Teacher settings added after runs were made, with the value those runs had: recorded only when they differ, so
+# the older folders still resume.
+LATER_TEACHER_KEYS = {"no_repeat_ngram": 0}
+
+
+def teacher_identity(teacher, skip: tuple[str, ...]) -> dict:
+    """TeacherSettings as a run's fingerprint records them: without ``skip`` and without LATER_TEACHER_KEYS at
+    their old values."""
+    import dataclasses
+    return {k: v for k, v in dataclasses.asdict(teacher).items()
+            if k not in skip and not (k in LATER_TEACHER_KEYS and v == LATER_TEACHER_KEYS[k])}
+
+
 def read_records(path: Path) -> list[dict]:
     """Every record of a JSONL file, in order. Records end at "\\n" only: ``str.splitlines`` also splits at
     U+2028/U+2029, which a model's completion can hold raw (``ensure_ascii=False``), and would tear such a
