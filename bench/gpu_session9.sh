@@ -29,6 +29,8 @@
 #   ngram (bench/gpu_session11c.sh, session 11): the same folder, round 3's teacher rebuilt; it and the untrained
 #     teacher at seeds 0-2 with teacher.no_repeat_ngram=10 (at 256 tokens; 43-58 % of their lines repeat an
 #     earlier line of the same self-edit, and parsing keeps each line once).
+#   refs (bench/gpu_session11d.sh, session 11): SEAL's Qwen2.5-7B self-edits, base and RL-trained (ref:qwen-base,
+#     ref:seal-rl), at seeds 0-1 on the same held-out passages: where a 7B teacher's self-edits land beside GPT-4.1's.
 # Held-out rows use --group 48 (session 8: 64) so that five fit beside each other, the two branches train at
 # --group 80 (128) side by side; a student's result does not depend on which adapters share its group.
 # Staging as session 9 ran it, in three parts; since then the model travels in four (bench/gpu_stage.sh): carry
@@ -46,7 +48,7 @@ PART=${PART:-replicate}
 before_launch() {  # each part's carried folders, and squad_dev.json
   case "$PART" in
     extend) tar xzf .d_runs/session9.tgz -C $R; return ;;  # T03, T03B
-    fresh4|confirm|long|longtrain|ngram) tar xzf .d_runs/session10.tgz -C $R; return ;;  # T03F
+    fresh4|confirm|long|longtrain|ngram|refs) tar xzf .d_runs/session10.tgz -C $R; return ;;  # T03F
     fresh) tar xzf .d_runs/session9.tgz -C $R && python3 .gpu_src/bench/restem_branch.py $R/T03 $R/T03F fresh=true
       return ;;
   esac
@@ -129,6 +131,9 @@ elif [ "$PART" = ngram ]; then  # the same teachers as at seeds 0-2 before, with
   ROUNDS=3 TRAIN_FLAGS=--fresh train T03F 128 --set policy.epochs=6 & trainers[T03F]=$!
   N="--set teacher.no_repeat_ngram=10"
   for s in 0 1 2; do held U-ng10-s$s teacher $s $N & after T03F 3 T03Fr3-ng10-s$s $s $N & done
+elif [ "$PART" = refs ]; then  # no teacher to train: reference self-edits only
+  cp $R/T03F/heldout.json $R/heldout.json
+  for s in 0 1; do held Q-s$s ref:qwen-base $s & held S-s$s ref:seal-rl $s & done
 elif [ "$PART" = longtrain ]; then  # a new --fresh run sampled at 512 tokens, cut self-edits trained without eos
   cp $R/T03F/heldout.json $R/heldout.json
   L="--set teacher.max_new_tokens=512"
