@@ -21,11 +21,11 @@
 #     rebuilt and a fourth round on new passages; rows of round 3's teacher at seed 0 and round 4's at seeds 0-2.
 #   confirm (bench/gpu_session10c.sh): the same folder, rounds 1-3's teachers rebuilt; round 3's teacher (the best
 #     of seeds 0-2) and the untrained teacher at two new seeds, 3 and 4, chosen before they were run.
-#   long (bench/gpu_session11.sh; prepared in session 10, not yet run): the same folder, round 3's teacher rebuilt;
-#     it and the untrained teacher at seeds 0-1 with teacher.max_new_tokens=512 (70-88 % of their self-edits stop
-#     at the default 256), and GPT-4.1's self-edits at seeds 1-2.
-#   longtrain (bench/gpu_session11b.sh; prepared, not run): a new --fresh run at max_new_tokens=512 with
-#     policy.eos=ended, 2 rounds; rows of round 1 at seed 0 and round 2 at seeds 0-1, at 512.
+#   long (bench/gpu_session11.sh; prepared in session 10, run in session 11): the same folder, round 3's teacher
+#     rebuilt; it and the untrained teacher at seeds 0-1 with teacher.max_new_tokens=512 (70-88 % of their
+#     self-edits stop at the default 256), and GPT-4.1's self-edits at seeds 1-2.
+#   longtrain (bench/gpu_session11b.sh; prepared, not run, see its header): a new --fresh run at
+#     max_new_tokens=512 with policy.eos=ended, 2 rounds; rows of round 1 at seed 0 and round 2 at seeds 0-1, at 512.
 #   ngram (bench/gpu_session11c.sh, session 11): the same folder, round 3's teacher rebuilt; it and the untrained
 #     teacher at seeds 0-2 with teacher.no_repeat_ngram=10 (at 256 tokens; 43-58 % of their lines repeat an
 #     earlier line of the same self-edit, and parsing keeps each line once).

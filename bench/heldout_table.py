@@ -10,7 +10,8 @@ all their seeds, so the interval does not count one passage's seeds as independe
 
 `--nll` adds the paired gold-NLL differences; `--grounding` adds, per row, the share of its self-edits' words found
 in their passage and their mean length in words (the runs' passages are read from `--data`, checked against the
-digest each run recorded).
+digest each run recorded); `--kept` (with `--grounding`) also the lines and words the student trains on per
+self-edit: what parsing keeps with the run's settings, each line once (the embedded teacher repeats lines).
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from agent.benchmarks.runlog import read_records
 from agent.benchmarks.squad import data_digest, load_passages, load_reference
 from agent.benchmarks.stats import mean_interval, paired_interval, ratio_interval
 from compare_engines import rows  # (passage, seed, format) -> (correct, answers, mean gold NLL, self-edits)
+from teacher.config import ParseSettings
+from teacher.parsing import parse_completion
 from teacher.selfedit import passage_share
 
 DATA = Path(__file__).resolve().parents[1] / "agent" / "data" / "squad" / "passages.json"
@@ -71,19 +74,32 @@ def selfedits(folder: Path, condition: str, texts: list, passages: Optional[set[
             if r["condition"] == condition and (passages is None or r["passage"] in passages)]
 
 
-def grounding(runs: list[tuple[Path, str]], passages: set[int], texts: list) -> list[str]:
+def grounding(runs: list[tuple[Path, str]], passages: set[int], texts: list, kept: bool = False) -> list[str]:
     """Two cells: the mean share of the runs' self-edit words found in their passage, and their mean length in
-    words, over ``passages``; empty for a row without self-edits (base, passage)."""
-    shares, words = [], []
+    words, over ``passages``; with ``kept``, two more: the mean number of lines and of their words that parsing
+    keeps (the student's training texts, without the appended passage and the title each line is given; parsed as
+    a lines family, so not for self-qa rows). Empty for a row without self-edits (base, passage)."""
+    shares, words, lines, line_words = [], [], [], []
     for folder, condition in runs:
+        parse = ParseSettings(**json.loads((folder / "run.json").read_text(encoding="utf-8"))["parse"])
+        parse.append_passage, parse.title_prefix = False, False
         for i, completions in selfedits(folder, condition, texts, passages):
             shares += [passage_share(c, texts[i].context) for c in completions]
             words += [len(c.split()) for c in completions]
-    return [f"{sum(shares) / len(shares):.3f}", f"{sum(words) / len(words):.0f}"] if shares else ["", ""]
+            for c in completions if kept else []:
+                units = parse_completion(c, texts[i].title, texts[i].context, "implications", parse)
+                lines.append(len(units))
+                line_words.append(sum(len(u.split()) for u in units))
+    if not shares:
+        return ["", "", "", ""] if kept else ["", ""]
+    cells = [f"{sum(shares) / len(shares):.3f}", f"{sum(words) / len(words):.0f}"]
+    return cells + ([f"{sum(lines) / len(lines):.1f}", f"{sum(line_words) / len(line_words):.0f}"] if kept else [])
 
 
-def table(specs: list[Spec], vs: list[str], nll_vs: bool = False, passage_file: Path | None = None) -> str:
-    """The table; with ``passage_file`` (the runs' passages), also each row's self-edit grounding and length."""
+def table(specs: list[Spec], vs: list[str], nll_vs: bool = False, passage_file: Path | None = None,
+          kept: bool = False) -> str:
+    """The table; with ``passage_file`` (the runs' passages), also each row's self-edit grounding and length, and
+    with ``kept`` the lines and words parsing keeps of them."""
     data = {label: pooled(runs) for label, runs in specs}
     texts = load_passages(passage_file) if passage_file else []
     for label, found in data.items():
@@ -107,7 +123,8 @@ def table(specs: list[Spec], vs: list[str], nll_vs: bool = False, passage_file: 
         f"{len(passages)} passages, {len(keys)} passage-seeds, {sum(den)} question-seeds"
     head = ["row", "accuracy [95% CI]", "gold NLL"] + [f"− {v} [95% CI]" for v in vs] + \
         ([f"gold NLL − {v} [95% CI]" for v in vs] if nll_vs else []) + \
-        (["words in passage", "words"] if passage_file else [])
+        (["words in passage", "words"] if passage_file else []) + \
+        (["lines kept", "words kept"] if passage_file and kept else [])
     out = [f"{what} (the passages every row has)", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     shown = set(passages)
@@ -121,7 +138,7 @@ def table(specs: list[Spec], vs: list[str], nll_vs: bool = False, passage_file: 
         for v in vs if nll_vs else []:
             cells.append("" if v == label else cell(mean_interval([a - b for a, b in zip(nll[label], nll[v])]), 3))
         if passage_file:
-            cells += grounding(runs, shown, texts)
+            cells += grounding(runs, shown, texts, kept)
         out.append("| " + " | ".join(cells) + " |")
     out += ["", "✱ = outside the error bars (95 % paired bootstrap over passages)"]
     return "\n".join(out)
@@ -139,6 +156,8 @@ def main() -> None:
     ap.add_argument("--nll", action="store_true", help="also the paired differences in gold NLL (mean per passage)")
     ap.add_argument("--grounding", action="store_true",
                     help="also each row's self-edits' share of words found in their passage, and their length")
+    ap.add_argument("--kept", action="store_true",
+                    help="with --grounding: also the lines and words of each self-edit that parsing keeps")
     ap.add_argument("--data", type=Path, default=DATA, help="the passages the runs were measured on (--grounding)")
     ap.add_argument("--out", type=Path)
     o = ap.parse_args()
@@ -146,7 +165,9 @@ def main() -> None:
     unknown = set(vs) - {label for label, _ in o.rows}
     if unknown:
         raise SystemExit(f"--vs names no row: {', '.join(sorted(unknown))}")
-    text = table(o.rows, vs, o.nll, o.data if o.grounding else None)
+    if o.kept and not o.grounding:
+        raise SystemExit("--kept goes with --grounding")
+    text = table(o.rows, vs, o.nll, o.data if o.grounding else None, o.kept)
     print(text)
     if o.out:
         o.out.write_text(text + "\n", encoding="utf-8")
