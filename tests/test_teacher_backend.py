@@ -142,3 +142,9 @@ def test_no_repeat_ngram_in_each_completion(tiny_model, tiny_tokenizer):
     banned = completions(no_repeat_ngram=3)
     assert max(len(c) for c in banned) == 80
     assert all(_repeats(c, 3) == 0 for c in banned)  # ...and cannot with the ban
+
+
+def test_vllm_refuses_the_ngram_ban():
+    be = VLLMBackend.__new__(VLLMBackend)  # no engine needed: the check comes first
+    with pytest.raises(ValueError, match="^teacher.no_repeat_ngram is not available with vLLM"):
+        be.generate(PROMPTS, 1, 8, 1.0, 0.95, seed=0, no_repeat_ngram=4)
