@@ -81,8 +81,9 @@ def grounding(runs: list[tuple[Path, str]], passages: set[int], texts: list, kep
     a lines family, so not for self-qa rows). Empty for a row without self-edits (base, passage)."""
     shares, words, lines, line_words = [], [], [], []
     for folder, condition in runs:
-        parse = ParseSettings(**json.loads((folder / "run.json").read_text(encoding="utf-8"))["parse"])
-        parse.append_passage, parse.title_prefix = False, False
+        if kept:  # the run's parse settings, without what parsing adds around the lines
+            parse = ParseSettings(**json.loads((folder / "run.json").read_text(encoding="utf-8"))["parse"])
+            parse.append_passage, parse.title_prefix = False, False
         for i, completions in selfedits(folder, condition, texts, passages):
             shares += [passage_share(c, texts[i].context) for c in completions]
             words += [len(c.split()) for c in completions]
