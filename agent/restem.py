@@ -48,7 +48,8 @@ from teacher.prompts import FAMILIES
 from teacher.selfedit import Teacher, passage_share, self_edit_from_completion
 
 from .absorb import fingerprint as absorb_fingerprint, split_update
-from .benchmarks.runlog import JsonlLog, atomic_write, check_run_file, teacher_identity, train_identity
+from .benchmarks.runlog import (LATER_POLICY_KEYS, JsonlLog, atomic_write, check_run_file, teacher_identity,
+                               train_identity, without_later)
 from .benchmarks.squad import Passage, data_digest
 from .config import Config
 from .errors import BadInput
@@ -570,18 +571,9 @@ def round_line(doc: dict) -> str:
     return ", ".join(parts)
 
 
-# Policy settings added after runs were made, with the value those runs had: recorded only when they differ, so
-# the older folders still resume (bench/restem_branch.py writes run.json the same way).
-LATER_POLICY_KEYS = {"init": "previous", "eos": "always"}
-
-
 def policy_identity(policy: PolicySettings) -> dict:
     """PolicySettings as a run folder records them (without LATER_POLICY_KEYS at their old values)."""
-    d = dataclasses.asdict(policy)
-    for key, old in LATER_POLICY_KEYS.items():
-        if d[key] == old:
-            del d[key]
-    return d
+    return without_later(dataclasses.asdict(policy), LATER_POLICY_KEYS)
 
 
 def _mean(xs) -> float:

@@ -20,8 +20,8 @@ import shutil
 import sys
 from pathlib import Path
 
-# agent.restem.LATER_POLICY_KEYS (importing agent.restem would load torch before a GPU job's environment is set)
-LATER_POLICY_KEYS = {"init": "previous", "eos": "always"}
+from agent.benchmarks.runlog import LATER_POLICY_KEYS, without_later  # light: no torch before a GPU job's setup
+
 KEEP = ("split.json", "heldout.json", "round-0.json")  # round-0.json: the untrained teacher's quick held-out
 LOGS = ("samples.jsonl", "evals.jsonl", "rewards.jsonl")
 
@@ -54,10 +54,7 @@ def branch(src: Path, dst: Path, changes: dict) -> dict:
         raise SystemExit(f"error: not a policy setting: {', '.join(unknown)}")
     if changes.pop("fresh", False) is True:  # recorded as agent.restem.Restem.fingerprint does: only when set
         run["fresh"] = True
-    run["policy"].update(changes)
-    for key, old in LATER_POLICY_KEYS.items():  # as agent.restem.policy_identity records them
-        if run["policy"].get(key) == old:
-            del run["policy"][key]
+    run["policy"] = without_later({**run["policy"], **changes}, LATER_POLICY_KEYS)  # as policy_identity records it
     tmp = dst.with_name(dst.name + ".part")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -18,6 +18,7 @@ from agent.benchmarks.squad import load_passages
 from agent.config import default_home
 from agent.models import resolve
 from heldout_table import DATA, selfedits, spec
+from teacher.policy import CAP_SLACK
 
 
 def lengths(runs: list[tuple[Path, str]], tokenizer, texts: list) -> tuple[list[int], int]:
@@ -45,7 +46,7 @@ def main() -> None:
         if not n:
             raise SystemExit(f"{label}: no self-edits for that condition")
         # a decoded completion re-encodes to about the number of tokens it was generated in (a few either way)
-        at_cap = f"{sum(x >= cap - 4 for x in n) / len(n):.2f} (cap {cap})" if cap else "runs differ"
+        at_cap = f"{sum(x >= cap - CAP_SLACK for x in n) / len(n):.2f} (cap {cap})" if cap else "runs differ"
         print(f"| {label} | {len(n)} | {median(n):.0f} | {at_cap} |")
 
 

@@ -41,17 +41,22 @@ def train_identity(train) -> dict:
     return {k: v for k, v in dataclasses.asdict(train).items() if k not in skip}
 
 
-# Teacher settings added after runs were made, with the value those runs had: recorded only when they differ, so
-# the older folders still resume.
+# Settings added after runs were made, with the value those runs had: a run folder records them only when they
+# differ, so the older folders still resume (bench/restem_branch.py writes run.json the same way).
 LATER_TEACHER_KEYS = {"no_repeat_ngram": 0}
+LATER_POLICY_KEYS = {"init": "previous", "eos": "always"}
+
+
+def without_later(settings: dict, later: dict) -> dict:
+    """``settings`` without the ``later`` keys that hold their old values."""
+    return {k: v for k, v in settings.items() if not (k in later and v == later[k])}
 
 
 def teacher_identity(teacher, skip: tuple[str, ...]) -> dict:
-    """TeacherSettings as a run's fingerprint records them: without ``skip`` and without LATER_TEACHER_KEYS at
-    their old values."""
+    """TeacherSettings as a run's fingerprint records them: without ``skip`` and LATER_TEACHER_KEYS at their old
+    values."""
     import dataclasses
-    return {k: v for k, v in dataclasses.asdict(teacher).items()
-            if k not in skip and not (k in LATER_TEACHER_KEYS and v == LATER_TEACHER_KEYS[k])}
+    return without_later({k: v for k, v in dataclasses.asdict(teacher).items() if k not in skip}, LATER_TEACHER_KEYS)
 
 
 def read_records(path: Path) -> list[dict]:
