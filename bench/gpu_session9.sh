@@ -31,6 +31,10 @@
 #     earlier line of the same self-edit, and parsing keeps each line once).
 #   refs (bench/gpu_session11d.sh, session 11): SEAL's Qwen2.5-7B self-edits, base and RL-trained (ref:qwen-base,
 #     ref:seal-rl), at seeds 0-1 on the same held-out passages: where a 7B teacher's self-edits land beside GPT-4.1's.
+#   rewrite (bench/gpu_session12.sh, session 12): a new --fresh run like T03F on the rewrite family (TRW, 3 rounds;
+#     the untrained teacher's rewrites hold 0.61 of the gold answers against its implications' 0.21, on a CPU
+#     screen); rows of the untrained rewrite teacher at seeds 0-2, passage-only at seeds 1-2 (session 6 has seed 0),
+#     round 1 and 2 at seed 0 and round 3 at seeds 0-2.
 # Held-out rows use --group 48 (session 8: 64) so that five fit beside each other, the two branches train at
 # --group 80 (128) side by side; a student's result does not depend on which adapters share its group.
 # Staging as session 9 ran it, in three parts; since then the model travels in four (bench/gpu_stage.sh): carry
@@ -48,7 +52,7 @@ PART=${PART:-replicate}
 before_launch() {  # each part's carried folders, and squad_dev.json
   case "$PART" in
     extend) tar xzf .d_runs/session9.tgz -C $R; return ;;  # T03, T03B
-    fresh4|confirm|long|longtrain|ngram|refs) tar xzf .d_runs/session10.tgz -C $R; return ;;  # T03F
+    fresh4|confirm|long|longtrain|ngram|refs|rewrite) tar xzf .d_runs/session10.tgz -C $R; return ;;  # T03F
     fresh) tar xzf .d_runs/session9.tgz -C $R && python3 .gpu_src/bench/restem_branch.py $R/T03 $R/T03F fresh=true
       return ;;
   esac
@@ -134,6 +138,13 @@ elif [ "$PART" = ngram ]; then  # the same teachers as at seeds 0-2 before, with
 elif [ "$PART" = refs ]; then  # no teacher to train: reference self-edits only
   cp $R/T03F/heldout.json $R/heldout.json
   for s in 0 1; do held Q-s$s ref:qwen-base $s & held S-s$s ref:seal-rl $s & done
+elif [ "$PART" = rewrite ]; then  # T03F's recipe on the rewrite family; the untrained rows start beside it
+  cp $R/T03F/heldout.json $R/heldout.json
+  ROUNDS=3 TRAIN_FLAGS="--fresh --family rewrite" train TRW 128 --set policy.epochs=6 & trainers[TRW]=$!
+  for s in 0 1 2; do held URW-s$s teacher:rewrite $s & done
+  for s in 1 2; do held P-s$s passage $s & done
+  for r in 1 2; do after TRW $r TRWr$r-s0 0 & done
+  for s in 0 1 2; do after TRW 3 TRWr3-s$s $s & done
 elif [ "$PART" = longtrain ]; then  # a new --fresh run sampled at 512 tokens, cut self-edits trained without eos
   cp $R/T03F/heldout.json $R/heldout.json
   L="--set teacher.max_new_tokens=512"
