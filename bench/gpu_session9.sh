@@ -35,6 +35,9 @@
 #     the untrained teacher's rewrites hold 0.61 of the gold answers against its implications' 0.21, on a CPU
 #     screen); rows of the untrained rewrite teacher at seeds 0-2, passage-only at seeds 1-2 (session 6 has seed 0),
 #     round 1 and 2 at seed 0 and round 3 at seeds 0-2.
+#   rewrite2 (bench/gpu_session12b.sh, session 12): TRW carried in (.d_runs/session12.tgz) and its teachers rebuilt;
+#     round 3 at seeds 0-2 again (machine 1 ran out of time at 112 of 133 passages), and the untrained rewrite
+#     teacher, passage-only and GPT-4.1 at seeds 3 and 4, chosen before they were run.
 # Held-out rows use --group 48 (session 8: 64) so that five fit beside each other, the two branches train at
 # --group 80 (128) side by side; a student's result does not depend on which adapters share its group.
 # Staging as session 9 ran it, in three parts; since then the model travels in four (bench/gpu_stage.sh): carry
@@ -53,6 +56,7 @@ before_launch() {  # each part's carried folders, and squad_dev.json
   case "$PART" in
     extend) tar xzf .d_runs/session9.tgz -C $R; return ;;  # T03, T03B
     fresh4|confirm|long|longtrain|ngram|refs|rewrite) tar xzf .d_runs/session10.tgz -C $R; return ;;  # T03F
+    rewrite2) tar xzf .d_runs/session10.tgz -C $R && tar xzf .d_runs/session12.tgz -C $R; return ;;  # T03F, TRW
     fresh) tar xzf .d_runs/session9.tgz -C $R && python3 .gpu_src/bench/restem_branch.py $R/T03 $R/T03F fresh=true
       return ;;
   esac
@@ -145,6 +149,11 @@ elif [ "$PART" = rewrite ]; then  # T03F's recipe on the rewrite family; the unt
   for s in 1 2; do held P-s$s passage $s & done
   for r in 1 2; do after TRW $r TRWr$r-s0 0 & done
   for s in 0 1 2; do after TRW 3 TRWr3-s$s $s & done
+elif [ "$PART" = rewrite2 ]; then  # TRW's teachers rebuilt from its logs; the replication rows start beside it
+  cp $R/T03F/heldout.json $R/heldout.json
+  ROUNDS=3 TRAIN_FLAGS="--fresh --family rewrite" train TRW 128 --set policy.epochs=6 & trainers[TRW]=$!
+  for s in 3 4; do held URW-s$s teacher:rewrite $s & held P-s$s passage $s & held G-s$s ref:gpt4.1 $s & done
+  for s in 0 1 2; do after TRW 3 TRWr3b-s$s $s & done
 elif [ "$PART" = longtrain ]; then  # a new --fresh run sampled at 512 tokens, cut self-edits trained without eos
   cp $R/T03F/heldout.json $R/heldout.json
   L="--set teacher.max_new_tokens=512"
