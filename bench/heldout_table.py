@@ -61,6 +61,8 @@ def selfedits(folder: Path, condition: str, texts: list, passages: Optional[set[
     """(passage index, its self-edits) of one run's row, on ``passages`` (default: every passage the run measured
     the row on). ``texts``: the passage file's passages, which must be the run's (checked by its data digest).
     A ``ref:NAME`` row's self-edits are the stored ones, the first k of each passage's as the run took them."""
+    if condition in ("base", "passage"):  # rows without self-edits (a run of them alone has no selfedits.jsonl)
+        return []
     run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
     if run.get("data") != data_digest(texts):
         raise SystemExit(f"{folder}: measured on other passages than the passage file's (digest {run.get('data')})")
