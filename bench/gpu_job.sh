@@ -6,13 +6,17 @@
 #                 versions' metadata (no *.safetensors: $OUT returns files up to 16 MB) through $OUT
 #   jobs          returns to the script, which runs its work and touches $R/ALL_DONE at the end
 # The caller sets JOB_LOG (its detached log, under $R) and COUNTED (globs under $R whose lines `wait` counts), and
-# JOB_CONFIG (the home's config.toml for its jobs: the settings they were measured with) where defaults changed since.
+# JOB_CONFIG (more of the home's config.toml for its jobs: the settings they were measured with) where defaults
+# changed since.
 # For `jobs` the harness exports the job environment (staged model, home, threads) and `seal` runs the CLI
 # (sessions 4-6 ran without PYTORCH_CUDA_ALLOC_CONF, which job_env now sets for every job).
 R=${GPU_RUNS:-/root/runs}
 REPO=${GPU_REPO:-/root/repo}
 # Every job before session 7 ran with a self-edit's lines mixed into the passage's batches, the default until then
 SETTINGS_BEFORE_SESSION7='[absorb]\nlines = "mixed"\n\n[train]\nside_weight = 1.0'
+# Every job up to session 12 ran with these teacher defaults (session 12 made rewrite at 0.3 the default); job_env
+# writes them into each job's home, under what its calls --set (sessions 8-12: teacher.temperature=0.3)
+TEACHER_BEFORE_SESSION12='[teacher]\nfamily = "implications"\ntemperature = 1.0'
 
 seal() { python3 -m agent.cli "$@"; }
 
@@ -24,11 +28,11 @@ try:
 except (FileNotFoundError, ValueError): print('')"
 }
 
-job_env() {  # the environment of a job's processes on the GPU machine; writes $JOB_CONFIG into the home
+job_env() {  # the environment of a job's processes on the GPU machine; writes the home's config.toml
   export PYTHONPATH=/tmp/site:$REPO PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
   export SEAL_AGENT_STUDENT_MODEL=/root/stage/smol SEAL_AGENT_TEACHER_MODEL=/root/stage/smol SEAL_AGENT_HOME=${GPU_HOME:-/root/home}
   mkdir -p "$SEAL_AGENT_HOME"
-  if [ -n "${JOB_CONFIG:-}" ]; then printf '%b\n' "$JOB_CONFIG" >"$SEAL_AGENT_HOME/config.toml"; fi
+  printf '%b\n\n%b\n' "$TEACHER_BEFORE_SESSION12" "${JOB_CONFIG:-}" >"$SEAL_AGENT_HOME/config.toml"
 }
 
 gpu_job() {  # SCRIPT_PATH COMMAND [SECONDS]

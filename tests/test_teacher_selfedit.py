@@ -34,7 +34,7 @@ def test_propose_parses_completions(tiny_tokenizer):
     c1 = "1. Denver won Super Bowl 50.\n2. **Miller** was the MVP.\nlr: 3e-4\nepochs: 3"
     c2 = "- The game was in Santa Clara."
     be = FakeBackend([c1, c2])
-    settings = TeacherSettings(samples=2, temperature=0.9, top_p=0.8, seed=11, max_new_tokens=50)
+    settings = TeacherSettings(family="implications", samples=2, temperature=0.9, top_p=0.8, seed=11, max_new_tokens=50)
     teacher = Teacher(be, tiny_tokenizer, settings, ParseSettings())
     streamed = []
     edits = teacher.propose(T, P, on_text=lambda p, s, t: streamed.append((p, s, t)))
@@ -138,7 +138,8 @@ def test_teacher_on_tiny_model(tiny_model, tiny_tokenizer):
     edits = teacher.propose(T, P)
     assert len(edits) == 2
     for se in edits:
-        assert se.prompt.startswith("<|user|>") and se.prompt.endswith("Implications:\n")
+        # the default family is rewrite (session 12: the embedded teacher's rewrites beat its implications)
+        assert se.prompt.startswith("<|user|>") and se.prompt.endswith("Rewritten passages:\n")
         assert se.texts[-1] == f"{T}\n{P}"
     assert [se.completion for se in edits] == [se.completion for se in teacher.propose(T, P)]
     # a random model writes no valid probes: fill-in-the-blank probes from the passage stand in, or nothing
