@@ -233,6 +233,29 @@ async def test_typing_a_path_from_the_list_goes_into_the_path_field(tmp_path, do
 
 
 @pytest.mark.asyncio
+async def test_a_path_and_enter_sent_in_one_burst_learn_that_path(tmp_path):
+    """tmux or a fast typist sends the whole path and Enter before the app handles the first key: the keys reach
+    the app while the list has focus, then the field. The path must arrive whole, once, and be learned; the field
+    takes focus once the keys stop. (Moving focus at the first key lost the Enter here, and cut paths in a
+    terminal.)"""
+    from textual import events
+    from textual.widgets import Input
+
+    app = SealApp(tui_config(tmp_path / "home"), agent_factory=tiny_factory)
+    learned: list[str] = []
+    app.learn_path = learned.append
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        text = "/tmp/papers/p1.txt"
+        for ch in text:
+            app.post_message(events.Key(ch, ch))
+        app.post_message(events.Key("enter", "\r"))
+        await pilot.pause(0.6)
+        assert learned == [text] and app.job is None
+        assert app.focused is app.query_one("#path", Input) and app.query_one("#path", Input).value == ""
+
+
+@pytest.mark.asyncio
 async def test_route_store_says_which_document_answered(tmp_path, doc_file):
     app = SealApp(tui_config(tmp_path / "home", ingest={"update": "route"}), agent_factory=tiny_factory)
     async with app.run_test(size=(100, 24)) as pilot:

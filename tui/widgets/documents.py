@@ -6,11 +6,13 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
 from textual.widgets import Button, DataTable, Input, Static
 
 from ..store import DocRow, fmt_acc, one_line
 
 PATH_STARTS = ("/", "~", ".")
+FOCUS_AFTER = 0.3  # s without a key before the path field takes focus from the list
 STATUS_STYLE = {"active": "green", "rolled_back": "dim", "learning": "bold yellow", "queued": "yellow"}
 
 
@@ -23,6 +25,7 @@ class DocumentsPane(Vertical):
         self.pending: dict[str, tuple[str, str]] = {}   # key -> (title, learning|queued)
         self.now: dict[str, float] = {}                  # doc_id -> accuracy from the last "probe all"
         self.redirect = False                            # keys typed on the list go to the path field
+        self.focus_timer: Timer | None = None            # gives the path field focus once those keys stop
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="add-bar"):
@@ -44,20 +47,31 @@ class DocumentsPane(Vertical):
         self.render_rows()
 
     def on_key(self, event: events.Key) -> None:
-        """From the list, a key that starts a path ("/", "~", ".") jumps into the path field with it; letters and
-        digits stay bindings (a: add path, p: probe all, 1-5: tabs). Focus moves only after the keys already
-        queued, so until the list has focus again every key that reaches it goes on to the path field too: a
-        path typed fast (or sent by tmux) must not start a probe or switch tabs halfway."""
+        """From the list, a key that starts a path ("/", "~", ".") starts typing into the path field; letters and
+        digits stay bindings (a: add path, p: probe all, 1-5: tabs). A path typed fast (or sent by tmux, Enter
+        included) must neither start a probe or switch tabs halfway, nor lose or reorder keys: the keys are
+        written into the field here, in order, while the list keeps focus, and the field takes focus only once
+        they stop coming. (Moving focus at once let later keys reach the field before earlier ones queued for the
+        list: a path arrived cut, or its Enter was lost.)"""
         path = self.query_one("#path", Input)
         if self.screen.focused is path:
             return
         if event.character in PATH_STARTS and not self.redirect:
             self.redirect = True
-            path.focus()
-        if self.redirect:
-            event.stop()
-            event.prevent_default()
-            path.post_message(events.Key(event.key, event.character))
+        if not self.redirect:
+            return
+        event.stop()
+        event.prevent_default()
+        if event.key == "enter":
+            if path.value.strip():
+                path.post_message(Input.Submitted(path, path.value))
+        elif event.key == "backspace":
+            path.action_delete_left()
+        elif event.is_printable and event.character:
+            path.insert_text_at_cursor(event.character)
+        if self.focus_timer is not None:
+            self.focus_timer.stop()
+        self.focus_timer = self.set_timer(FOCUS_AFTER, path.focus)
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         if event.widget is self.query_one("#docs"):
