@@ -6,6 +6,7 @@ redoes exactly the unfinished work.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -36,7 +37,6 @@ def train_identity(train) -> dict:
     benchmark, ReST-EM rewards): the seed (varied per run), the anchor's settings (unused) and the side weight
     (recorded with ``[absorb]`` by :func:`agent.absorb.fingerprint`, only where side texts exist) left out, so run
     folders from before these settings existed still resume."""
-    import dataclasses
     skip = ("seed", "anchor_weight", "anchor_batch", "side_weight")
     return {k: v for k, v in dataclasses.asdict(train).items() if k not in skip}
 
@@ -55,7 +55,6 @@ def without_later(settings: dict, later: dict) -> dict:
 def teacher_identity(teacher, skip: tuple[str, ...]) -> dict:
     """TeacherSettings as a run's fingerprint records them: without ``skip`` and LATER_TEACHER_KEYS at their old
     values."""
-    import dataclasses
     return without_later({k: v for k, v in dataclasses.asdict(teacher).items() if k not in skip}, LATER_TEACHER_KEYS)
 
 

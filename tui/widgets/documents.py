@@ -62,9 +62,8 @@ class DocumentsPane(Vertical):
             return
         event.stop()
         event.prevent_default()
-        if event.key == "enter":
-            if path.value.strip():
-                path.post_message(Input.Submitted(path, path.value))
+        if event.key == "enter":  # an empty path is ignored where every submission is handled
+            path.post_message(Input.Submitted(path, path.value))
         elif event.key == "backspace":
             path.action_delete_left()
         elif event.is_printable and event.character:
