@@ -5,18 +5,23 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from .commands.common import CliState, emitter, open_agent, output, state
-from .config import default_home
+from .config import Config, default_home
 from .errors import SealError
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Teach a language model new documents in its weights, and keep what it knew.")
+
+
+# What a bare `seal-agent` (no command) does: set by the console entry point (tui/main.py opens the TUI);
+# without one, the help is printed.
+default_action: Callable[[Config], None] | None = None
 
 
 @app.callback(invoke_without_command=True)
@@ -26,21 +31,10 @@ def _root(ctx: typer.Context,
           set_: List[str] = typer.Option([], "--set", help="Override a config value: section.key=value (repeatable).")):
     ctx.obj = CliState(home=(home or default_home()).expanduser(), json=json_out, overrides=list(set_))
     if ctx.invoked_subcommand is None:
-        _run_tui(ctx)
-
-
-def _run_tui(ctx: typer.Context) -> None:
-    try:
-        from tui.app import run as run_tui
-    except ImportError as e:  # pragma: no cover - the TUI ships with the package
-        raise SealError(f"the TUI is not available: {e}") from None
-    run_tui(state(ctx).config())
-
-
-@app.command()
-def tui(ctx: typer.Context):
-    """Open the terminal UI (the same as running seal-agent with no command)."""
-    _run_tui(ctx)
+        if default_action is None:
+            typer.echo(ctx.get_help())
+        else:
+            default_action(state(ctx).config())
 
 
 @app.command()
@@ -193,22 +187,6 @@ def demo(ctx: typer.Context):
         output(ctx, data, human)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _register_subcommands() -> None:
-    """Command groups living in agent/commands/ (each module exposes `register(app)`)."""
-    import importlib
-    import pkgutil
-
-    from . import commands
-    for mod in pkgutil.iter_modules(commands.__path__):
-        if mod.name != "common":
-            module = importlib.import_module(f"{commands.__name__}.{mod.name}")
-            if hasattr(module, "register"):
-                module.register(app)
-
-
-_register_subcommands()
 
 
 def main(argv: list[str] | None = None) -> None:

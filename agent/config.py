@@ -16,6 +16,7 @@ from student.config import AnswerSettings, LoraSettings, TrainSettings
 from teacher.config import ParseSettings, PolicySettings, TeacherSettings
 
 from .errors import BadInput
+from .paths import home_paths
 
 EMBEDDED = "embedded"
 
@@ -159,7 +160,7 @@ def apply(cfg: Config, dotted: str, value: Any) -> None:
 def load_config(home: Path | None = None, overrides: list[str] | None = None) -> Config:
     """Defaults, then ``<home>/config.toml``, then environment, then ``--set`` overrides."""
     cfg = Config(home=(home or default_home()).expanduser())
-    path = cfg.home / "config.toml"
+    path = home_paths(cfg.home).config
     if path.is_file():
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))

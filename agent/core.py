@@ -4,7 +4,6 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 from student.adapters import AdapterStore
 from student.grading import Grade, grade, mean_grade
@@ -16,7 +15,8 @@ from .config import Config
 from .errors import BadInput
 from .events import Emit, Stage, ignore
 from .memory import Edit, Memory
-from .models import load_model
+from .models import load_model, load_teacher
+from .paths import home_paths
 from .routing import DocumentRouting, Pending
 
 
@@ -30,8 +30,9 @@ class Agent:
         """student / teacher: already-built ones (tests, embedding in other programs); else loaded on first use."""
         self.cfg = cfg
         self.memory = Memory(cfg.home, create=create, embedder=cfg.models.embedder)
-        self.adapters = AdapterStore(cfg.home / "adapters" / "student")
-        self.teacher_adapters = AdapterStore(cfg.home / "adapters" / "teacher")
+        paths = home_paths(cfg.home)
+        self.adapters = AdapterStore(paths.student_adapters)
+        self.teacher_adapters = AdapterStore(paths.teacher_adapters)
         self.routing = DocumentRouting(self.memory, self.adapter_state, cfg.ingest.route_threshold)
         self._student: Student | None = student
         self._teacher: Teacher | None = teacher
@@ -84,13 +85,7 @@ class Agent:
     def teacher(self) -> Teacher:
         if self._teacher is None:
             self.emit(Stage("load", f"teacher model ({self.cfg.models.teacher})"))
-            model, tok = load_model(self.cfg.models.teacher, self.cfg.home, self.cfg.models, role="teacher")
-            version = self.cfg.models.teacher_adapter
-            if version:
-                from peft import PeftModel
-                if version not in self.teacher_adapters.ids():
-                    raise BadInput(f"no teacher version {version!r} (see: seal-agent teacher list)")
-                model = PeftModel.from_pretrained(model, str(self.teacher_adapters.path(version))).eval()
+            model, tok = load_teacher(self.cfg.home, self.cfg.models, self.cfg.models.teacher_adapter)
             self._teacher = Teacher(TransformersBackend(model, tok), tok, self.cfg.teacher, self.cfg.parse)
         return self._teacher
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from typing import Optional, Sequence
+from .util import nanmean
 
 Cell = Optional[float]
 Matrix = Sequence[Sequence[Cell]]
@@ -37,9 +38,6 @@ def _val(x: Cell) -> float:
     return math.nan if x is None else float(x)
 
 
-def _mean(xs: Sequence[float]) -> float:
-    kept = [x for x in xs if not math.isnan(x)]
-    return sum(kept) / len(kept) if kept else math.nan
 
 
 def check_shape(R: Matrix) -> int:
@@ -58,17 +56,17 @@ def cell(R: Matrix, k: int, i: int) -> float:
 
 def acc(R: Matrix) -> float:
     T = check_shape(R)
-    return _mean([cell(R, T, i) for i in range(1, T + 1)])
+    return nanmean([cell(R, T, i) for i in range(1, T + 1)])
 
 
 def bwt(R: Matrix) -> float:
     T = check_shape(R)
-    return _mean([cell(R, T, i) - cell(R, i, i) for i in range(1, T)])
+    return nanmean([cell(R, T, i) - cell(R, i, i) for i in range(1, T)])
 
 
 def fwt(R: Matrix) -> float:
     T = check_shape(R)
-    return _mean([cell(R, i - 1, i) - cell(R, 0, i) for i in range(2, T + 1)])
+    return nanmean([cell(R, i - 1, i) - cell(R, 0, i) for i in range(2, T + 1)])
 
 
 def forgetting_per_doc(R: Matrix) -> list[float]:
@@ -82,12 +80,12 @@ def forgetting_per_doc(R: Matrix) -> list[float]:
 
 
 def mean_forgetting(R: Matrix) -> float:
-    return _mean(forgetting_per_doc(R))
+    return nanmean(forgetting_per_doc(R))
 
 
 def just_learned(R: Matrix) -> float:
     T = check_shape(R)
-    return _mean([cell(R, i, i) for i in range(1, T + 1)])
+    return nanmean([cell(R, i, i) for i in range(1, T + 1)])
 
 
 def metrics(R: Matrix) -> Metrics:
@@ -121,4 +119,4 @@ def mean_matrix(mats: Sequence[Matrix]) -> list[list[float]]:
     if not mats:
         return []
     rows, cols = len(mats[0]), len(mats[0][0])
-    return [[_mean([_val(m[k][i]) for m in mats]) for i in range(cols)] for k in range(rows)]
+    return [[nanmean([_val(m[k][i]) for m in mats]) for i in range(cols)] for k in range(rows)]

@@ -11,17 +11,20 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from student.config import TrainSettings
+from student.trainer import TrainResult
 from teacher.parsing import passage_text
 
-from .absorb import split_update
+from .absorb import absorb, plan
 from .core import Agent, new_edit_id
 from .documents import Document, chunk_text, read_documents
 from .errors import BadInput, Cancelled
 from .events import (DocumentRead, EditCommitted, EditRejected, Emit, Message, ProbeResult, ProbeSummary,
                      RetentionRow, SelfEditProposed, SelfEditToken, Stage, TrainStep, ignore)
 from .memory import Edit
-from .replay import replay_mix
+from .replay import ReplayMix, replay_mix
 from .routing import Pending
+from .util import nanmean
 
 
 @dataclass
@@ -30,6 +33,17 @@ class IngestOptions:
     family: str | None = None      # prompt family; None = config
     samples: int | None = None     # self-edits per chunk; None = config
     guard: bool | None = None      # None = config
+
+
+@dataclass
+class Study:
+    """What the teacher proposed for a document and how the student will learn it."""
+    family: str
+    k: int
+    proposals: list                # (chunk, sample, family, completion, texts) per self-edit
+    texts: list[str]               # every distinct training text, in order
+    settings: TrainSettings
+    replay: ReplayMix
 
 
 @dataclass
@@ -112,33 +126,83 @@ class Ingest:
         """Answer and grade a document's probes, with the gold-answer NLL; emit each result and the summary."""
         self.emit(Stage("probe", phase, total=len(probes)))
         scored = self.agent.score(probes, pending)
-        nll = _mean(self.agent.answer_nll([q for q, _ in probes], [a for _, a in probes], pending)) if probes else 0.0
+        nll = nanmean(self.agent.answer_nll([q for q, _ in probes], [a for _, a in probes], pending)) if probes else 0.0
         for r in scored["rows"]:
             self.emit(ProbeResult(phase, doc_id, r["question"], r["gold"], r["answer"], r["correct"], r["f1"]))
         self.emit(ProbeSummary(phase, doc_id, scored["accuracy"], scored["f1"], nll, len(probes)))
         return scored, nll
 
     def one(self, doc: Document) -> Outcome:
+        """Learn one document: probes before, self-edits, the update, probes after, the guard, commit or reject."""
         t0 = time.time()
-        agent, cfg, emit = self.agent, self.cfg, self.emit
-        student, teacher = agent.student, agent.teacher
-        tok = student.tokenizer
-        chunks = chunk_text(doc.text, lambda s: len(tok(s, add_special_tokens=False).input_ids), cfg.ingest.chunk_tokens)
-        probes, origin = list(doc.probes), "given"
-        if not probes:
-            emit(Stage("probes", "the teacher writes probe questions", total=len(chunks)))
-            origin = "teacher"
-            for chunk in chunks:
-                self.check_cancel()
-                probes += teacher.make_probes(doc.title, chunk, cfg.ingest.probes_per_doc)
-            probes = probes[: cfg.ingest.probes_per_doc * max(1, len(chunks))]
-            if not probes:
-                emit(Message("warning", "the teacher wrote no usable probe questions; the edit is not guarded"))
-        emit(DocumentRead(doc.doc_id, doc.title, doc.source, len(chunks), len(probes)))
-        questions, golds = [q for q, _ in probes], [a for _, a in probes]
-
+        tok = self.agent.student.tokenizer
+        chunks = chunk_text(doc.text, lambda s: len(tok(s, add_special_tokens=False).input_ids),
+                            self.cfg.ingest.chunk_tokens)
+        probes, origin = self.probes_of(doc, chunks)
+        self.emit(DocumentRead(doc.doc_id, doc.title, doc.source, len(chunks), len(probes)))
         before, nll_before = self.probe_phase("before", doc.doc_id, probes)
+        study = self.propose(doc, chunks)
+        old_probes, old_before = self.retention_before()
+        parent = self.agent.memory.state().head
+        snapshot = self.agent.student.state()
+        try:
+            result, pending = self.train(doc, chunks, study)
+            after, nll_after = self.probe_phase("after", doc.doc_id, probes, pending)
+            old_after = {}
+            if old_probes:
+                self.emit(Stage("retention", f"earlier documents ({sum(map(len, old_probes.values()))} probes)"))
+                old_after = {d: s["accuracy"] for d, s in self.agent.score_each(old_probes, pending).items()}
+            self.check_cancel()
+        except BaseException:
+            self.agent.student.load(snapshot)
+            raise
 
+        guard = self.cfg.ingest.guard if self.opts.guard is None else self.opts.guard
+        ok, reason = judge(before["accuracy"], after["accuracy"], nll_before, nll_after, old_before, old_after,
+                           self.cfg.ingest.guard_tolerance, len(probes))
+        if not guard and not ok:
+            ok, reason = True, f"guard off: kept although {reason}"
+        edit = Edit(edit_id=new_edit_id(), seq=self.agent.memory.next_seq(), kind="commit" if ok else "reject",
+                    doc_id=doc.doc_id, title=doc.title, parent_adapter=parent, created=time.time(),
+                    before=before["accuracy"], after=after["accuracy"], nll_before=nll_before, nll_after=nll_after,
+                    reason=reason,
+                    info={"update": self.agent.update_mode, "family": study.family, "samples": study.k,
+                          "texts": len(study.texts), "replay": len(study.replay.texts),
+                          "anchor": len(study.replay.anchor), "steps": result.steps,
+                          "losses": [round(x, 4) for x in result.losses],
+                          "train": asdict(study.settings), "source": doc.source, "probe_origin": origin})
+        answers = [{"question": q, "gold": g, "before": b["answer"], "after": a["answer"],
+                    "before_correct": b["correct"], "after_correct": a["correct"]}
+                   for (q, g), b, a in zip(probes, before["rows"], after["rows"])]
+        if not ok:
+            self.agent.student.load(snapshot)
+            edit.seconds = time.time() - t0
+            self.agent.memory.log(edit)
+            self.emit(EditRejected(edit.edit_id, doc.doc_id, edit.before, edit.after, reason))
+            return self._outcome(edit, "rejected", result, answers)
+        # a document without probes has no accuracy to track: it stays out of the forgetting matrix
+        edit.retention = {**old_after, **({doc.doc_id: after["accuracy"]} if probes else {})}
+        self.commit(edit, doc, chunks, probes, origin, study, pending, t0)
+        return self._outcome(edit, "committed", result, answers)
+
+    # ---- the phases of one document -------------------------------------------------------------------------------
+    def probes_of(self, doc: Document, chunks: list[str]) -> tuple[list[tuple[str, str]], str]:
+        """The document's own questions, else probe questions the teacher writes per chunk."""
+        if doc.probes:
+            return list(doc.probes), "given"
+        self.emit(Stage("probes", "the teacher writes probe questions", total=len(chunks)))
+        probes: list[tuple[str, str]] = []
+        for chunk in chunks:
+            self.check_cancel()
+            probes += self.agent.teacher.make_probes(doc.title, chunk, self.cfg.ingest.probes_per_doc)
+        probes = probes[: self.cfg.ingest.probes_per_doc * max(1, len(chunks))]
+        if not probes:
+            self.emit(Message("warning", "the teacher wrote no usable probe questions; the edit is not guarded"))
+        return probes, "teacher"
+
+    def propose(self, doc: Document, chunks: list[str]) -> "Study":
+        """The teacher's self-edits for every chunk (streamed as events), their texts, settings and replay."""
+        cfg, emit = self.cfg, self.emit
         family = self.opts.family or cfg.teacher.family
         k = self.opts.samples or cfg.teacher.samples
         emit(Stage("generate", f"{k} {family} self-edit(s) for {len(chunks)} chunk(s)", total=k * len(chunks)))
@@ -150,107 +214,80 @@ class Ingest:
                 self.check_cancel()
                 emit(SelfEditToken(ci, s, text))
 
-            for si, se in enumerate(teacher.propose(doc.title, chunk, k=k, family=family, on_text=on_text)):
+            for si, se in enumerate(self.agent.teacher.propose(doc.title, chunk, k=k, family=family, on_text=on_text)):
                 emit(SelfEditProposed(ci, si, se.family, tuple(se.texts), dict(se.directives)))
                 proposals.append((ci, si, se.family, se.completion, list(se.texts)))
                 texts.extend(t for t in se.texts if t not in texts)
                 directives = directives or dict(se.directives)
-        route = agent.update_mode == "route"  # a fresh adapter for this document alone: nothing to replay
         settings = cfg.train
         if directives and cfg.ingest.use_directives:
             settings = replace(settings, **{k: v for k, v in directives.items() if hasattr(settings, k)})
-        strategy = "none" if route else cfg.replay.strategy
-        stream = agent.memory.training_stream() if strategy != "none" else []  # every text learned: read only if used
+        # route: a fresh adapter for this document alone, nothing to replay
+        strategy = "none" if self.agent.update_mode == "route" else cfg.replay.strategy
+        stream = self.agent.memory.training_stream() if strategy != "none" else []  # read only if used
         replay = replay_mix(strategy, stream, cfg.replay.capacity, cfg.replay.ratio, len(texts),
-                            cfg.replay.seed + agent.memory.next_seq())
+                            cfg.replay.seed + self.agent.memory.next_seq())
+        return Study(family, k, proposals, texts, settings, replay)
 
+    def retention_before(self) -> tuple[dict[str, list[tuple[str, str]]], dict[str, float]]:
+        """Earlier documents' retention probes and their accuracy now (from the head edit's record where it has
+        one, else measured)."""
         old_probes = self.retention_probes()
-        st = agent.memory.state()
+        st = self.agent.memory.state()
         head_edit = next((e for e in reversed(st.edits) if e.kind == "commit" and e.adapter_id == st.head), None)
         old_before = {d: (head_edit.retention.get(d) if head_edit and d in head_edit.retention else None)
                       for d in old_probes}
         missing = {d: p for d, p in old_probes.items() if old_before[d] is None}
-        old_before.update({d: s["accuracy"] for d, s in agent.score_each(missing).items()})
+        old_before.update({d: s["accuracy"] for d, s in self.agent.score_each(missing).items()})
+        return old_probes, old_before
 
-        snapshot = student.state()
+    def train(self, doc: Document, chunks: list[str], study: "Study") -> tuple[TrainResult, Pending | None]:
+        """The update (through :func:`agent.absorb.absorb`); in route mode the new adapter as a pending entry."""
+        route = self.agent.update_mode == "route"
+        update = plan(study.texts, [passage_text(doc.title, c, self.cfg.parse) for c in chunks], self.cfg.absorb,
+                      study.settings)
+        beside = f" ({len(update.side)} beside the passage, weight {study.settings.side_weight:g})" if update.side else ""
+        anchor = f" + {len(study.replay.anchor)} anchor" if study.replay.anchor else ""
+        what = "a fresh adapter for this document" if route else f"+ {len(study.replay.texts)} replay{anchor}"
+        self.emit(Stage("train", f"{len(study.texts)} texts{beside} {what}, {study.settings.epochs} epochs, "
+                                 f"lr {study.settings.lr:g}"))
+        if route:
+            self.agent.student.reset()
+
+        def on_step(step: int, total: int, epoch: int, loss: float) -> None:
+            self.check_cancel()
+            self.emit(TrainStep(step, total, epoch, loss))
+
+        result = absorb(self.agent.student, update, study.replay, on_step)
+        self.check_cancel()
         pending = None
-        try:
-            own = [passage_text(doc.title, c, cfg.parse) for c in chunks]
-            planned, side = split_update(texts, own, cfg.absorb)  # [absorb] lines: the lines beside the passage?
-            beside = f" ({len(side)} beside the passage, weight {settings.side_weight:g})" if side else ""
-            anchor = f" + {len(replay.anchor)} anchor" if replay.anchor else ""
-            what = "a fresh adapter for this document" if route else f"+ {len(replay.texts)} replay{anchor}"
-            emit(Stage("train", f"{len(texts)} texts{beside} {what}, {settings.epochs} epochs, lr {settings.lr:g}"))
-            if route:
-                student.reset()
+        if route:
+            pending = Pending(doc.doc_id, self.agent.memory.embed(chunks), self.agent.student.state())
+        return result, pending
 
-            def on_step(step: int, total: int, epoch: int, loss: float) -> None:
-                self.check_cancel()
-                emit(TrainStep(step, total, epoch, loss))
-
-            result = student.absorb(planned, settings, replay=replay.texts, on_step=on_step, anchor=replay.anchor,
-                                    side=side)
-            self.check_cancel()
-            if route:
-                pending = Pending(doc.doc_id, agent.memory.embed(chunks), student.state())
-            after, nll_after = self.probe_phase("after", doc.doc_id, probes, pending)
-            old_after = {}
-            if old_probes:
-                emit(Stage("retention", f"earlier documents ({sum(map(len, old_probes.values()))} probes)"))
-                old_after = {d: s["accuracy"] for d, s in agent.score_each(old_probes, pending).items()}
-            self.check_cancel()
-        except BaseException:
-            student.load(snapshot)
-            raise
-
-        guard = cfg.ingest.guard if self.opts.guard is None else self.opts.guard
-        ok, reason = judge(before["accuracy"], after["accuracy"], nll_before, nll_after, old_before, old_after,
-                           cfg.ingest.guard_tolerance, len(probes))
-        if not guard and not ok:
-            ok, reason = True, f"guard off: kept although {reason}"
-        edit = Edit(edit_id=new_edit_id(), seq=agent.memory.next_seq(), kind="commit" if ok else "reject",
-                    doc_id=doc.doc_id, title=doc.title, parent_adapter=st.head, created=time.time(),
-                    before=before["accuracy"], after=after["accuracy"], nll_before=nll_before, nll_after=nll_after,
-                    reason=reason,
-                    info={"update": agent.update_mode, "family": family, "samples": k, "texts": len(texts),
-                          "replay": len(replay.texts), "anchor": len(replay.anchor), "steps": result.steps,
-                          "losses": [round(x, 4) for x in result.losses],
-                          "train": asdict(settings), "source": doc.source, "probe_origin": origin})
-        answers = [{"question": q, "gold": g, "before": b["answer"], "after": a["answer"],
-                    "before_correct": b["correct"], "after_correct": a["correct"]}
-                   for q, g, b, a in zip(questions, golds, before["rows"], after["rows"])]
-        if not ok:
-            student.load(snapshot)
-            edit.seconds = time.time() - t0
-            agent.memory.log(edit)
-            emit(EditRejected(edit.edit_id, doc.doc_id, edit.before, edit.after, reason))
-            return self._outcome(edit, "rejected", result, answers)
-
+    def commit(self, edit: Edit, doc: Document, chunks: list[str], probes: list[tuple[str, str]], origin: str,
+               study: "Study", pending: Pending | None, t0: float) -> None:
+        """Write the adapter (atomic), the records, then the edit-log entry: the commit point."""
+        agent, emit = self.agent, self.emit
         emit(Stage("commit", edit.edit_id))
         edit.adapter_id = agent.adapters.new_id()
         if pending:
-            student.load(pending.state)
-        student.save(agent.adapters, edit.adapter_id,
-                     {"edit_id": edit.edit_id, "doc_id": doc.doc_id, "lora": asdict(cfg.lora)})
+            agent.student.load(pending.state)
+        agent.student.save(agent.adapters, edit.adapter_id,
+                           {"edit_id": edit.edit_id, "doc_id": doc.doc_id, "lora": asdict(self.cfg.lora)})
         if pending:
-            student.reset()  # route: the student rests at the base; questions load their document's adapter
+            agent.student.reset()  # route: the student rests at the base; questions load their document's adapter
         agent.memory.add_document(edit.edit_id, doc, chunks, probes, origin)
-        agent.memory.add_selfedits(edit.edit_id, doc.doc_id, proposals)
-        agent.memory.add_training(edit.edit_id, edit.seq, texts)
-        # a document without probes has no accuracy to track: it stays out of the forgetting matrix
-        edit.retention = {**old_after, **({doc.doc_id: after["accuracy"]} if probes else {})}
+        agent.memory.add_selfedits(edit.edit_id, doc.doc_id, study.proposals)
+        agent.memory.add_training(edit.edit_id, edit.seq, study.texts)
         edit.seconds = time.time() - t0
         agent.memory.log(edit)  # the commit point
-        emit(EditCommitted(edit.edit_id, doc.doc_id, edit.adapter_id, edit.before, edit.after, edit.seconds, reason))
+        emit(EditCommitted(edit.edit_id, doc.doc_id, edit.adapter_id, edit.before, edit.after, edit.seconds,
+                           edit.reason))
         emit(RetentionRow(edit.edit_id, dict(edit.retention)))
-        return self._outcome(edit, "committed", result, answers)
 
     @staticmethod
     def _outcome(edit: Edit, status: str, result, answers: list) -> Outcome:
         return Outcome(edit.edit_id, edit.doc_id, edit.title, status, edit.before, edit.after, edit.nll_before,
                        edit.nll_after, round(edit.seconds, 2), edit.reason, edit.adapter_id, result.steps,
                        edit.info["texts"], answers)
-
-
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs) if xs else 0.0

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import StoreError
+from .paths import home_paths
+from .util import atomic_write
 
-MARKER = "seal-agent.json"
+MARKER = home_paths(".").marker.name
 FORMAT = 1
 EMBEDDED = ("documents", "chunks", "probes", "selfedits")
 LOGS = ("training", "edits")
@@ -142,7 +143,7 @@ class Memory:
     def __init__(self, home: Path, create: bool = True, embedder: str = "embedded"):
         self.home = Path(home).expanduser()
         check_home(self.home, create)
-        self._lock_file = open(self.home / ".lock", "a+")
+        self._lock_file = open(home_paths(self.home).lock, "a+")
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -153,7 +154,7 @@ class Memory:
             self._lock_file.close()
             raise StoreError("chromadb is not installed (pip install chromadb): the memory store needs it") from None
         try:
-            self.client = chromadb.PersistentClient(path=str(self.home / "chroma"),
+            self.client = chromadb.PersistentClient(path=str(home_paths(self.home).chroma),
                                                     settings=chromadb.Settings(anonymized_telemetry=False))
             self.cols = {name: self.client.get_or_create_collection(name, embedding_function=None)
                          for name in EMBEDDED + LOGS}
@@ -289,12 +290,3 @@ class Memory:
                 for d, m, dist in zip(res["documents"][0], res["metadatas"][0], res["distances"][0])
                 if m["edit_id"] in active]
         return hits[:n]
-
-
-def atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

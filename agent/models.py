@@ -164,3 +164,31 @@ def load_model(spec: str, home: Path, settings: ModelSettings, role: str = "stud
         tok.pad_token = tok.eos_token
     model.to(device).eval()
     return model, tok
+
+
+def teacher_versions(home: Path, create: bool = False):
+    """The store of trained teacher versions in ``home`` (None if it has none and ``create`` is off)."""
+    from student.adapters import AdapterStore
+
+    from .paths import home_paths
+    root = home_paths(home).teacher_adapters
+    return AdapterStore(root) if create or root.is_dir() else None
+
+
+def load_teacher(home: Path, settings: ModelSettings, version: str = "", merge: bool = False):
+    """(model, tokenizer) of the teacher: its base model with trained version ``version`` on top ("" = untrained).
+    ``merge``: fold the version into the weights (a plain model, e.g. a student that is the teacher)."""
+    model, tok = load_model(settings.teacher, home, settings, role="teacher")
+    if not version:
+        return model, tok
+    from peft import PeftModel
+    store = teacher_versions(home)
+    if store is None or version not in store.ids():
+        raise BadInput(f"no teacher version {version!r} (see: seal-agent teacher list)")
+    folder = store.weights_file(version).parent  # peft nests adapters saved under a non-default name
+    model = PeftModel.from_pretrained(model, str(folder))
+    if merge:
+        model = model.merge_and_unload()
+        if hasattr(model, "peft_config"):
+            del model.peft_config
+    return model.eval(), tok

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
-from .memory import Memory
-from .router import Router, grouped
+from .router import K, Router, grouped
+
+if TYPE_CHECKING:
+    from .memory import Memory
 
 PENDING = "(pending)"
 
@@ -27,7 +29,7 @@ class Pending:
 
 
 class DocumentRouting:
-    def __init__(self, memory: Memory, load: Callable[[str], dict], threshold: float, cache: int = 8):
+    def __init__(self, memory: "Memory", load: Callable[[str], dict], threshold: float, cache: int = 8):
         """load: adapter id -> its weights (the agent's, which checks the LoRA settings)."""
         self.memory, self.load, self.threshold, self.cache = memory, load, threshold, cache
         self._states: OrderedDict[str, dict] = OrderedDict()  # adapter id -> weights, the last few used
@@ -58,13 +60,21 @@ class DocumentRouting:
         """Route ``texts``, then call ``work(positions, base)`` once per adapter with that adapter
         loaded; returns the results in input order and the targets. The student is back at the base after."""
         targets = self.targets(texts, pending)
-        out: list = [None] * len(texts)
-        try:
-            for target, idx in grouped(targets):
-                if target is not None:
-                    student.load(pending.state if target == PENDING else self._state(target))
-                for i, r in zip(idx, work(idx, target is None)):
-                    out[i] = r
-        finally:
-            student.reset()
-        return out, targets
+        state_of = lambda t: pending.state if t == PENDING else self._state(t)  # noqa: E731
+        return run_routed(student, targets, state_of, work), targets
+
+
+def run_routed(student, targets: Sequence[Optional[K]], state_of: Callable[[K], dict],
+               work: Callable[[list[int], bool], list]) -> list:
+    """Call ``work(positions, base)`` once per routing target with that target's adapter loaded into the student
+    (``state_of(target)``; None = the base model); the results in input order. The student is reset after."""
+    out: list = [None] * len(targets)
+    try:
+        for target, idx in grouped(targets):
+            if target is not None:
+                student.load(state_of(target))
+            for i, r in zip(idx, work(idx, target is None)):
+                out[i] = r
+    finally:
+        student.reset()
+    return out

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from agent.benchmarks import inner_loop
-from agent.benchmarks.inner_loop import InnerLoopOptions, linear_params, parse_ks, run_inner_loop, workload
+from agent.lab import inner_loop
+from agent.lab.inner_loop import InnerLoopOptions, linear_params, parse_ks, run_inner_loop, workload
 from agent.config import Config
 from agent.errors import BadInput
 from agent.events import Progress, Stage
@@ -49,7 +49,7 @@ def test_run_reports_both_engines(tiny_model, tiny_tokenizer, monkeypatch):
 
     from rich.console import Console
 
-    from agent.commands.bench_inner import _human
+    from agent.lab.commands.bench_inner import _human
     buf = io.StringIO()
     _human(doc)(Console(file=buf, width=200))
     text = buf.getvalue()

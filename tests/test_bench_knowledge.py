@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.benchmarks.knowledge import BenchOptions, KnowledgeBench
-from agent.benchmarks.report import shuffled_control
-from agent.benchmarks.squad import DEFAULT_DATA, load_passages, load_reference
-from agent.benchmarks.stats import paired_interval, ratio_interval
+from agent.lab.knowledge import BenchOptions, KnowledgeBench
+from agent.lab.report import shuffled_control
+from agent.lab.squad import DEFAULT_DATA, load_passages, load_reference
+from agent.lab.stats import paired_interval, ratio_interval
 from agent.config import Config
 from agent.errors import BadInput
 
@@ -170,7 +170,7 @@ def test_cpt_mode_and_changed_settings_refused(tmp_path, data_file):
 
 
 def test_cli_end_to_end_and_malformed_data(tmp_path, data_file, capsys):
-    from agent.cli import main
+    from agent.lab.cli import main
     tok = make_tiny_tokenizer()
     folder = tmp_path / "tiny"
     make_tiny_model(tok).save_pretrained(folder)
@@ -290,7 +290,7 @@ def test_split_update():
 def test_jsonl_log_keeps_a_record_holding_a_line_separator(tmp_path):
     """A completion with a raw U+2028 (written with ensure_ascii=False) is one record, not a torn line: a ReST-EM
     run folder with such a sample failed to resume ('samples.jsonl:39: not a JSON line')."""
-    from agent.benchmarks.runlog import JsonlLog, read_records
+    from agent.lab.runlog import JsonlLog, read_records
     path = tmp_path / "samples.jsonl"
     log = JsonlLog(path, key=lambda r: r["id"])
     records = [{"id": 1, "completion": "Devas\u2028 and more\u2029 text"}, {"id": 2, "completion": "plain"}]

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from agent.cli import main
+from tui.main import main
 
 
 def run(capsys, *argv):

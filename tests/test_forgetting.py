@@ -108,7 +108,7 @@ def test_replay_mix_strategies():
 
 
 def test_general_sets_are_disjoint_and_untrained():
-    from agent.forgetting import general_eval_texts
+    from agent.lab.forgetting import general_eval_texts
     evals, train = general_eval_texts(), general_texts()
     assert 20 <= len(evals) <= 40 and 20 <= len(train) <= 40
     assert not set(evals) & set(train)
@@ -161,7 +161,7 @@ def _tiny_cfg(home: Path) -> Config:
 
 
 def test_from_store_after_three_ingests(tmp_path, tiny_tokenizer):
-    from agent.cli import app
+    from agent.lab.cli import app
     from agent.core import Agent
     from agent.ingest import Ingest
     from agent.retention import matrix_from_store, store_matrix
@@ -208,7 +208,7 @@ def _logits(student, text: str) -> torch.Tensor:
 
 
 def test_merge_keeps_the_function_and_restore_undoes_it(tiny_tokenizer):
-    from agent.forgetting import BaseWeights, merge_into_base
+    from agent.lab.forgetting import BaseWeights, merge_into_base
     s = Student(make_tiny_model(tiny_tokenizer), tiny_tokenizer, LoraSettings(r=4, alpha=8))
     base = BaseWeights(s)
     original = _logits(s, "The red stone")
@@ -223,8 +223,8 @@ def test_merge_keeps_the_function_and_restore_undoes_it(tiny_tokenizer):
 
 
 def test_tiny_sweep_writes_everything_and_resumes(tmp_path, tiny_tokenizer, monkeypatch):
-    import agent.forgetting as fg
-    from agent.forgetting import ForgettingSweep, SweepOptions
+    import agent.lab.forgetting as fg
+    from agent.lab.forgetting import ForgettingSweep, SweepOptions
     short = fg.general_eval_texts()[:2]  # the whole set costs ~2 s per step on the tiny byte-level model
     monkeypatch.setattr(fg, "general_eval_texts", lambda: short)
     data = tmp_path / "data.json"
@@ -271,7 +271,7 @@ def test_tiny_sweep_writes_everything_and_resumes(tmp_path, tiny_tokenizer, monk
 
 def test_sweep_reference_texts_and_bad_options(tmp_path):
     from agent.errors import BadInput
-    from agent.forgetting import ForgettingSweep, SweepOptions
+    from agent.lab.forgetting import ForgettingSweep, SweepOptions
     data = tmp_path / "data.json"
     docs = [dict(d, completions=[f"1. The {c} stone is high up.\n2. **Towers** keep {c} stones."])
             for d, c in zip(DOCS, ("red", "blue", "green"))]
@@ -291,7 +291,7 @@ def test_sweep_reference_texts_and_bad_options(tmp_path):
 def test_sweep_reference_lines_go_beside_the_passage_as_in_ingest(tmp_path, tiny_tokenizer, monkeypatch, lines):
     """--texts ref trains each document as ingest does under [absorb] lines: beside = the passage planned and the
     self-edit's lines as side texts; mixed = all in one plan. The run folder records the choice."""
-    from agent.forgetting import ForgettingSweep, SweepOptions
+    from agent.lab.forgetting import ForgettingSweep, SweepOptions
     from student.student import Student
     calls = []
     absorb = Student.absorb
@@ -308,7 +308,7 @@ def test_sweep_reference_lines_go_beside_the_passage_as_in_ingest(tmp_path, tiny
     lines_ = [f"{DOCS[0]['title']}\nThe red stone is high up.", f"{DOCS[0]['title']}\nTowers keep red stones."]
     assert calls == ([([passage], lines_)] if lines == "beside" else [(lines_ + [passage], [])])
     recorded = json.loads((tmp_path / "o" / "run.json").read_text())
-    assert recorded.get("absorb", {}).get("lines") == (lines if lines == "beside" else None)
+    assert recorded["absorb"]["lines"] == lines and recorded["format"] == 2
 
 
 def _colour_embedder(texts):
@@ -322,8 +322,8 @@ def _colour_embedder(texts):
 
 
 def test_route_mode_keeps_each_document_and_the_base(tmp_path, tiny_tokenizer, monkeypatch):
-    import agent.forgetting as fg
-    from agent.forgetting import ForgettingSweep, SweepOptions
+    import agent.lab.forgetting as fg
+    from agent.lab.forgetting import ForgettingSweep, SweepOptions
     short = fg.general_eval_texts()[:2]
     monkeypatch.setattr(fg, "general_eval_texts", lambda: short)
     data = tmp_path / "data.json"
@@ -332,7 +332,7 @@ def test_route_mode_keeps_each_document_and_the_base(tmp_path, tiny_tokenizer, m
         opts = SweepOptions(data=data, docs=3, runs=1, update=update, replay="none,reservoir",
                             out=tmp_path / "sweep", seed=3)
         return opts, ForgettingSweep(_tiny_cfg(tmp_path / "home"), opts, embed=_colour_embedder, load_student=load)
-    # the strategies may run as separate processes into one folder (as bench/gpu_session5.sh does), then be
+    # the strategies may run as separate processes into one folder (e.g. one process per strategy on a GPU machine), then be
     # reported together without retraining anything
     sweep("continue")[1].prepare().run()
     sweep("route")[1].prepare().run()

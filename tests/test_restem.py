@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 from peft import PeftModel
 
-from agent.cli import main
+from agent.lab.cli import main
 from agent.config import Config
-from agent.restem import Restem, RestemOptions
+from agent.lab.restem import Restem, RestemOptions
 from agent.errors import BadInput
-from agent.restem_reward import Score, keep, reward_of, seed_gains
-from agent.restem_split import make_split
+from agent.lab.restem_reward import Score, keep, reward_of, seed_gains
+from agent.lab.restem_split import make_split
 from student.adapters import AdapterStore
 from student.config import AnswerSettings, LoraSettings, TrainSettings
 from student.innerloop import CandidateResult
@@ -273,7 +273,7 @@ def test_policy_init_says_where_each_m_step_starts(tmp_path, monkeypatch, init, 
     fresh policy on the base model (ReST-EM). Either way round 2's version names round 1 as its parent, and only a
     non-default init, eos or teacher.no_repeat_ngram is recorded in the run folder (older folders resume). Every M-step is told the cap
     its completions were sampled under (teacher.max_new_tokens), which policy.eos = ended uses."""
-    import agent.restem as restem_mod
+    import agent.lab.restem as restem_mod
     trained, caps = [], []  # per M-step: whether the policy held any learned weights before training; its cap
 
     def spy(model, *a, **kw):
@@ -291,10 +291,11 @@ def test_policy_init_says_where_each_m_step_starts(tmp_path, monkeypatch, init, 
     assert trained == [False, init == "previous"]
     assert AdapterStore(cfg.home / "adapters" / "teacher").meta(r2["adapter"])["parent"] == r1["adapter"]
     run = json.loads((opts.out / "run.json").read_text())
-    assert run["teacher"].get("no_repeat_ngram") == (ngram or None)
+    assert run["teacher"]["no_repeat_ngram"] == ngram
+    assert run["format"] == 2
     recorded = run["policy"]
-    assert recorded.get("init") == (None if init == "previous" else "base")
-    assert recorded.get("eos") == (None if eos == "always" else "ended")
+    assert recorded["init"] == init
+    assert recorded["eos"] == eos
     assert caps == [cfg.teacher.max_new_tokens] * 2
 
 
@@ -357,17 +358,12 @@ def test_fresh_rounds_sample_new_passages(tmp_path):
 
 
 def _branch_tool():
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "bench" / "restem_branch.py"
-    spec = importlib.util.spec_from_file_location("restem_branch", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from agent.lab import restem_branch
+    return restem_branch
 
 
 def test_a_branch_after_round_one_reuses_its_rewards_under_another_policy(tmp_path):
-    """bench/restem_branch.py: round 1 sampled from the untrained teacher, so another M-step setting can start
+    """agent.lab.restem_branch: round 1 sampled from the untrained teacher, so another M-step setting can start
     from its logged rewards. The branch rebuilds round 1's teacher under the new policy (more epochs: more steps),
     measures that teacher's quick held-out anew, samples and rewards only round 2, and the source run is
     untouched; a key that is no policy setting is refused."""
@@ -476,7 +472,7 @@ def test_self_mode_rewards_round_two_on_the_merged_teacher(tmp_path):
 
 def test_train_table_fits_80_columns(tmp_path, monkeypatch, capsys):
     """`teacher train`'s summary table, as a log file gets it (80 columns): every cell whole."""
-    import agent.restem as restem
+    import agent.lab.restem as restem
 
     doc = {"out": str(tmp_path / "run"), "teacher": "t-2", "rounds": [
         {"round": 1, "reward_stats": {"mean": -0.079, "max": 0.375}, "kept": 71, "passages_kept": 71,

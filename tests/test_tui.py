@@ -187,7 +187,7 @@ async def test_palette_commands(tmp_path):
 
 
 def test_startup_imports_stay_light():
-    code = ("import sys, time; t = time.time(); import agent.cli, tui.app; "
+    code = ("import sys, time; t = time.time(); import tui.main, tui.app; "
             "print(sorted(m for m in ('torch', 'transformers', 'chromadb', 'peft') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -53,7 +53,7 @@ def read_store(agent) -> StoreView:
 def write_inbox(home: Path, text: str) -> Path:
     """Pasted text -> ``<home>/inbox/<slug>-<hash>.md`` (written atomically), titled by its first line."""
     from agent.errors import BadInput
-    from agent.memory import atomic_write
+    from agent.util import atomic_write
 
     lines = text.strip().splitlines()
     if not lines:

@@ -2,7 +2,7 @@
 or absorption settings), on the passage-seeds every row has: accuracy with its 95 % bootstrap interval, gold
 NLL, and each row's paired difference from the `--vs` rows (paired bootstrap over passages).
 
-    python3 bench/heldout_table.py LABEL=FOLDER:CONDITION[+FOLDER:CONDITION...] [...] --vs LABEL[,LABEL] [--out F]
+    python -m agent.lab.heldout_table LABEL=FOLDER:CONDITION[+FOLDER:CONDITION...] [...] --vs LABEL[,LABEL] [--out F]
 
 e.g. `passage=runs/E-held:passage "teacher r1=runs/E-held:teacher:t-..." --vs passage`. A row joined with `+`
 pools runs of other seeds (a seed's teacher version may have another id); its passages are resampled whole, with
@@ -20,10 +20,10 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from agent.benchmarks.runlog import read_records
-from agent.benchmarks.squad import data_digest, load_passages, load_reference
-from agent.benchmarks.stats import mean_interval, paired_interval, ratio_interval
-from compare_engines import rows  # (passage, seed, format) -> (correct, answers, mean gold NLL, self-edits)
+from agent.lab.runlog import read_records
+from agent.lab.squad import data_digest, load_passages, load_reference
+from agent.lab.stats import mean_interval, paired_interval, ratio_interval
+from agent.lab.compare_engines import rows  # (passage, seed, format) -> (correct, answers, mean gold NLL, self-edits)
 from teacher.config import ParseSettings
 from teacher.parsing import parse_completion
 from teacher.selfedit import passage_share

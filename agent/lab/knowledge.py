@@ -22,10 +22,10 @@ from student.config import QUESTION_FORMATS
 from student.innerloop import Candidate, CandidateResult, evaluate
 from teacher.parsing import passage_text
 
-from ..absorb import fingerprint as absorb_fingerprint, split_update
+from ..absorb import fingerprint as absorb_fingerprint, plan
 from ..config import Config
 from ..errors import BadInput
-from ..models import free_memory
+from ..models import free_memory, load_model, load_teacher, teacher_versions
 from ..events import Emit, Message, Progress, Stage, ignore
 from .conditions import DEFAULT_CONDITIONS, Condition, merged_texts, parse_conditions, self_edit_texts
 from .report import aggregate, markdown, record_machine, recorded_machine, sanitize
@@ -111,21 +111,14 @@ class KnowledgeBench:
         self.gen_seconds: dict[str, float] = {}
         self.digest = ""
         self.device = ""
-        self._teacher_store = None
 
     # ---- setup ------------------------------------------------------------------------------------------------
-    def _teacher_adapters(self):
-        if self._teacher_store is None:
-            from student.adapters import AdapterStore
-            self._teacher_store = AdapterStore(self.cfg.home / "adapters" / "teacher")
-        return self._teacher_store
-
     def _adapter_family(self, adapter_id: str) -> str:
-        return str(self._teacher_adapters().meta(adapter_id).get("family", "") or "")
+        return str(teacher_versions(self.cfg.home, create=True).meta(adapter_id).get("family", "") or "")
 
     def _teacher_ids(self) -> list[str]:
-        root = self.cfg.home / "adapters" / "teacher"
-        return self._teacher_adapters().ids() if root.is_dir() else []
+        store = teacher_versions(self.cfg.home)
+        return store.ids() if store else []
 
     def prepare(self) -> "KnowledgeBench":
         o, cfg = self.opts, self.cfg
@@ -162,22 +155,14 @@ class KnowledgeBench:
                 "lora": dataclasses.asdict(c.lora), "answer": answer, "parse": dataclasses.asdict(c.parse),
                 "teacher": teacher_identity(c.teacher, ("family", "cloze_fallback")),  # cloze probes: ingest only
                 "models": {"student": c.models.student, "teacher": c.models.teacher, "dtype": c.models.dtype,
-                           # recorded only when set, so run folders from before the setting existed still resume
-                           **({"teacher_dtype": c.models.teacher_dtype} if c.models.teacher_dtype != "auto" else {})}}
+                           "teacher_dtype": c.models.teacher_dtype}}
 
     # ---- models -----------------------------------------------------------------------------------------------
     def _default_student(self):
-        from ..models import load_model
         return load_model(self.cfg.models.student, self.cfg.home, self.cfg.models)
 
     def _default_teacher(self, adapter_id: str):
-        from ..models import load_model
-        model, tok = load_model(self.cfg.models.teacher, self.cfg.home, self.cfg.models, role="teacher")
-        if adapter_id:
-            from peft import PeftModel
-            folder = self._teacher_adapters().weights_file(adapter_id).parent  # peft nests non-default names
-            model = PeftModel.from_pretrained(model, str(folder)).eval()
-        return model, tok
+        return load_teacher(self.cfg.home, self.cfg.models, adapter_id)
 
     # ---- teacher self-edits -------------------------------------------------------------------------------------
     def generate_self_edits(self) -> None:
@@ -258,8 +243,7 @@ class KnowledgeBench:
                    settings, tag: str) -> Candidate:
         """An update on ``texts`` (``[absorb] lines`` decides which are planned and which go beside)."""
         own = [passage_text(p.title, p.context, self.cfg.parse) for p in passages]
-        planned, side = split_update(texts, own, self.cfg.absorb)
-        return Candidate(planned, list(questions), list(golds), settings, tag, side)
+        return plan(texts, own, self.cfg.absorb, settings, questions, golds, tag)
 
     def units(self) -> list[Unit]:
         """Every unit of work, ordered so that an interrupted run has whole passages done (all conditions)."""

@@ -3,7 +3,7 @@ length and faithfulness (the share of their words that occur in the passage), fo
 ones, and the reward by faithfulness band. A teacher that learns from its rewards should drift toward the kept
 samples' profile from one round's samples to the next.
 
-    python3 bench/restem_faithfulness.py RUN_FOLDER [RUN_FOLDER ...] [--data agent/data/squad/restem_train.json]
+    python -m agent.lab.restem_faithfulness RUN_FOLDER [RUN_FOLDER ...] [--data agent/data/squad/restem_train.json]
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from statistics import mean
 
-from agent.benchmarks.runlog import read_records
-from agent.benchmarks.squad import load_passages
-from agent.restem_split import TRAIN_DATA
+from agent.lab.runlog import read_records
+from agent.lab.squad import load_passages
+from agent.lab.restem_split import TRAIN_DATA
 from teacher.selfedit import passage_share
 
 BANDS = ((0.0, 0.4), (0.4, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 1.01))

@@ -47,16 +47,16 @@ from teacher.policy import attach_policy, detach_policy, train_policy
 from teacher.prompts import FAMILIES
 from teacher.selfedit import Teacher, passage_share, self_edit_from_completion
 
-from .absorb import fingerprint as absorb_fingerprint, split_update
-from .benchmarks.runlog import (LATER_POLICY_KEYS, JsonlLog, atomic_write, check_run_file, teacher_identity,
-                               train_identity, without_later)
-from .benchmarks.squad import Passage, data_digest
-from .config import Config
-from .errors import BadInput
-from .models import free_memory
-from .events import Emit, Message, Progress, Stage, TrainStep, ignore
+from ..absorb import fingerprint as absorb_fingerprint, plan
+from .runlog import JsonlLog, atomic_write, check_run_file, teacher_identity, train_identity
+from .squad import Passage, data_digest
+from ..config import Config
+from ..errors import BadInput
+from ..models import free_memory, load_model, teacher_versions
+from ..events import Emit, Message, Progress, Stage, TrainStep, ignore
 from .restem_reward import KEEP_RULES, REWARDS, Score, keep, reward_of, seed_gains, stats
 from .restem_split import HELDOUT_DATA, TRAIN_DATA, Split, make_split, squad_json
+from ..util import nanmean
 
 ENGINES = ("auto", "sequential", "batched")
 Loader = Callable[[], tuple[Any, Any]]  # () -> (model, tokenizer)
@@ -99,11 +99,6 @@ class RestemOptions:
             raise BadInput("--rounds, --passages, --samples, --seeds, --group, --gen-batch must be >= 1")
         if self.out is None:
             self.out = Path("runs") / f"restem-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def teacher_store(cfg: Config) -> AdapterStore:
-    """The teacher versions (the same folder as ``Agent.teacher_adapters``)."""
-    return AdapterStore(cfg.home / "adapters" / "teacher")
 
 
 class TeacherModel:
@@ -194,7 +189,7 @@ class Restem:
         self.out = Path(opts.out)
         self.family = opts.family or cfg.teacher.family
         self.policy = cfg.policy
-        self.store = store or teacher_store(cfg)
+        self.store = store or teacher_versions(cfg.home, create=True)
         load_teacher = load_teacher or self._loader(cfg.models.teacher, "teacher")
         load_student = load_student or self._loader(cfg.models.student, "student")
         self.teacher = TeacherModel(load_teacher, self.store, self.policy, emit)
@@ -204,7 +199,6 @@ class Restem:
 
     def _loader(self, spec: str, role: str) -> Loader:
         def load():
-            from .models import load_model
             return load_model(spec, self.cfg.home, self.cfg.models, role)
         return load
 
@@ -224,8 +218,7 @@ class Restem:
         return self
 
     def fingerprint(self) -> dict:
-        """What must not change between a run and its resumption (--rounds may grow; --eval-passages may change).
-        ``fresh`` is recorded only when set, so folders from before it existed still resume."""
+        """What must not change between a run and its resumption (--rounds may grow; --eval-passages may change)."""
         c, o = self.cfg, self.opts
         asd = dataclasses.asdict
         teacher = teacher_identity(c.teacher, ("family", "samples", "probe_count"))
@@ -235,7 +228,7 @@ class Restem:
                 "gen_batch": o.gen_batch, "teacher": teacher, "parse": asd(c.parse), "lora": asd(c.lora),
                 "train": train_identity(c.train), **absorb_fingerprint(c.absorb, c.train.side_weight),
                 "answer": asd(c.answer),
-                "policy": policy_identity(self.policy), **({"fresh": True} if o.fresh else {}),
+                "policy": policy_identity(self.policy), "fresh": o.fresh,
                 "models": {"teacher": c.models.teacher, "student": c.models.student, "dtype": c.models.dtype}}
 
     def _append(self, log: JsonlLog, name: str, record: dict) -> None:
@@ -346,9 +339,8 @@ class Restem:
 
     def _candidate(self, head: dict, texts: list[str], p: Passage, seed: int) -> Candidate:
         tag = ":".join(f"{k}{head[k]}" for k in ("set", "kind", "round", "student", "passage", "sample", "seed"))
-        planned, side = split_update(texts, [passage_text(p.title, p.context, self.cfg.parse)], self.cfg.absorb)
-        return Candidate(planned, list(p.questions), list(p.golds), dataclasses.replace(self.cfg.train, seed=seed),
-                         tag, side)
+        return plan(texts, [passage_text(p.title, p.context, self.cfg.parse)], self.cfg.absorb,
+                    dataclasses.replace(self.cfg.train, seed=seed), p.questions, p.golds, tag)
 
     def _scores(self, set_: str, kind: str, rnd: int, sv: int, p: int, j: int) -> dict[int, Score]:
         found = {}
@@ -375,8 +367,8 @@ class Restem:
                 self._append(self.rewards, "rewards", {
                     "round": rnd, "passage": p.index, "sample": j, "reward": reward_of(edit, base, self.opts.reward),
                     "gains": {str(s): g for s, g in gains.items()},
-                    "accuracy": _mean([e.accuracy for e in edit.values()]),
-                    "passage_accuracy": _mean([b.accuracy for b in base.values()])})
+                    "accuracy": nanmean([e.accuracy for e in edit.values()]),
+                    "passage_accuracy": nanmean([b.accuracy for b in base.values()])})
 
     def _student_index(self, version_index: int) -> int:
         return version_index if self.opts.self_mode else 0
@@ -468,11 +460,11 @@ class Restem:
         self.score("heldout", v, sv, version, quick, samples, 1)
         edits = [self.evals.get(("heldout", "edit", v, sv, p.index, 0, s)) for p in quick for s in self.seeds]
         base = [self.evals.get(("heldout", "passage", -1, sv, p.index, -1, s)) for p in quick for s in self.seeds]
-        acc, pacc = _mean([r["accuracy"] for r in edits]), _mean([r["accuracy"] for r in base])
+        acc, pacc = nanmean([r["accuracy"] for r in edits]), nanmean([r["accuracy"] for r in base])
         return {"passages": len(quick), "questions": sum(len(p.questions) for p in quick),
                 "accuracy": acc, "passage_accuracy": pacc, "gain": acc - pacc,
-                "f1": _mean([r["f1"] for r in edits]), "nll": _mean([r["nll"] for r in edits]),
-                "passage_nll": _mean([r["nll"] for r in base])}
+                "f1": nanmean([r["f1"] for r in edits]), "nll": nanmean([r["nll"] for r in edits]),
+                "passage_nll": nanmean([r["nll"] for r in base])}
 
     # ---- the loop -------------------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -525,8 +517,8 @@ class Restem:
             doc.update(reward_stats=stats(rewards), kept=len(picks),
                        passages_kept=len({x["passage"] for x in picks}), passages=len(train), picks=picks,
                        grounding=self.grounding(train, samples, k, picks),
-                       mean_accuracy=_mean([r["accuracy"] for r in self._round_rewards(rnd)]),
-                       passage_accuracy=_mean([r["passage_accuracy"] for r in self._round_rewards(rnd)]))
+                       mean_accuracy=nanmean([r["accuracy"] for r in self._round_rewards(rnd)]),
+                       passage_accuracy=nanmean([r["passage_accuracy"] for r in self._round_rewards(rnd)]))
             doc = self.m_step(rnd, prev, pairs, doc)
         if self.split.quick and "heldout" not in doc:
             doc["heldout"] = self.heldout(rnd, doc["adapter"])
@@ -541,8 +533,8 @@ class Restem:
         pushes the teacher toward, and (next round's ``sampled``) whether it moved."""
         share = {(p.index, j): passage_share(samples[p.index]["completions"][j], p.context)
                  for p in passages for j in range(k)}
-        return {"sampled": _mean(share.values()),
-                "kept": _mean(share[(x["passage"], x["sample"])] for x in picks)}
+        return {"sampled": nanmean(share.values()),
+                "kept": nanmean(share[(x["passage"], x["sample"])] for x in picks)}
 
     def _round_rewards(self, rnd: int) -> list[dict]:
         return [r for r in self.rewards if r["round"] == rnd]
@@ -572,17 +564,14 @@ def round_line(doc: dict) -> str:
 
 
 def policy_identity(policy: PolicySettings) -> dict:
-    """PolicySettings as a run folder records them (without LATER_POLICY_KEYS at their old values)."""
-    return without_later(dataclasses.asdict(policy), LATER_POLICY_KEYS)
+    """PolicySettings as a run folder records them."""
+    return dataclasses.asdict(policy)
 
 
-def _mean(xs) -> float:
-    xs = [float(x) for x in xs if x is not None and not math.isnan(float(x))]
-    return sum(xs) / len(xs) if xs else math.nan
 
 
 def _f(x, fmt: str = "{:+.3f}") -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
 
 
-__all__ = ["Restem", "RestemOptions", "round_line", "teacher_store"]
+__all__ = ["Restem", "RestemOptions", "round_line"]

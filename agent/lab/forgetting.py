@@ -27,17 +27,18 @@ from typing import Any, Callable, Optional, Sequence
 
 from teacher.parsing import parse_completion, passage_text
 
-from .absorb import fingerprint as absorb_fingerprint
-from .absorb import split_update
-from .benchmarks.runlog import JsonlLog, check_run_file
-from .benchmarks.squad import DATA_REF, DEFAULT_DATA, Passage, data_digest, load_passages, load_reference
-from .config import Config
-from .errors import BadInput
-from .events import Emit, Message, Progress, Stage, TrainStep, ignore
-from .replay import REPLAYS, replay_mix
+from ..absorb import absorb, plan
+from ..absorb import fingerprint as absorb_fingerprint
+from .forgetting_report import strategy_key, write_outputs
+from .runlog import JsonlLog, check_run_file
+from .squad import DATA_REF, DEFAULT_DATA, Passage, data_digest, load_passages, load_reference
+from ..config import Config
+from ..errors import BadInput
+from ..events import Emit, Message, Progress, Stage, TrainStep, ignore
+from ..replay import REPLAYS, replay_mix
 
 UPDATES = ("continue", "merge", "route")
-DATA_DIR = Path(__file__).parent / "data"
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 Loader = Callable[[], tuple[Any, Any]]
 
 
@@ -94,10 +95,6 @@ class SweepOptions:
     def strategies(self) -> list[tuple[str, str]]:
         """(update, replay) pairs, update-major; ``route`` once, without replay (each document has its own adapter)."""
         return [(u, r) for u in self.update for r in (("none",) if u == "route" else self.replay)]
-
-
-def strategy_key(update: str, replay: str) -> str:
-    return f"{update}-{replay}"
 
 
 @dataclass
@@ -214,7 +211,7 @@ class ForgettingSweep:
 
     # ---- setup ------------------------------------------------------------------------------------------------
     def _default_student(self):
-        from .models import load_model
+        from ..models import load_model
         return load_model(self.cfg.models.student, self.cfg.home, self.cfg.models)
 
     def prepare(self) -> "ForgettingSweep":
@@ -246,8 +243,7 @@ class ForgettingSweep:
 
     def fingerprint(self) -> dict:
         c, o = self.cfg, self.opts
-        lines = absorb_fingerprint(c.absorb, c.train.side_weight) if o.texts != "passage" else {}  # no lines alone
-        return {**lines,
+        return {**absorb_fingerprint(c.absorb, c.train.side_weight),
             "data": self.digest, "docs": [d.index for d in self.docs], "texts": o.texts, "seed": o.seed,
             "ratio": self.ratio, "capacity": self.capacity, "replay_seed": c.replay.seed, "perplexity": o.perplexity,
             "train": dataclasses.asdict(c.train), "lora": dataclasses.asdict(c.lora),
@@ -285,7 +281,8 @@ class ForgettingSweep:
         measure()'s four values plus the share of learned documents' questions sent to their own adapter and the
         share of general paragraphs sent to the base."""
         from student.grading import grade
-        from .router import Router, default_embedder, grouped
+        from ..router import Router, default_embedder
+        from ..routing import run_routed
         s = self.student
         qs, golds = self._questions()
         if self._routes is None:
@@ -295,21 +292,17 @@ class ForgettingSweep:
         router, q_vectors, g_vectors = self._routes
         learned = sorted(adapters)
         q_to, g_to = router.pick(q_vectors, learned), router.pick(g_vectors, learned)
-        answers, nlls = [""] * len(qs), [math.nan] * len(qs)
-        nll_sum, tokens = 0.0, 0
-        q_groups, g_groups = dict(grouped(q_to)), dict(grouped(g_to))
-        for target in [None, *learned]:
-            qi, gi = q_groups.get(target, []), g_groups.get(target, [])
-            if target is not None and (qi or gi):
-                s.load(adapters[target])
-            base = target is None
-            if qi:
-                group_q, group_g = [qs[i] for i in qi], [golds[i] for i in qi]
-                for i, a, v in zip(qi, s.answer(group_q, base=base), s.answer_nll(group_q, group_g, base=base)):
-                    answers[i], nlls[i] = a, v
-            if gi:
-                total, count = s.text_nll_sum([self.general[i] for i in gi], base=base)
-                nll_sum, tokens = nll_sum + total, tokens + count
+
+        def answer(idx: list[int], base: bool) -> list:
+            group_q, group_g = [qs[i] for i in idx], [golds[i] for i in idx]
+            return list(zip(s.answer(group_q, base=base), s.answer_nll(group_q, group_g, base=base)))
+
+        def general_nll(idx: list[int], base: bool) -> list:  # one (sum, tokens) per group, kept at its first text
+            return [s.text_nll_sum([self.general[i] for i in idx], base=base)] + [(0.0, 0)] * (len(idx) - 1)
+
+        answers, nlls = map(list, zip(*run_routed(s, q_to, adapters.__getitem__, answer))) if qs else ([], [])
+        sums = run_routed(s, g_to, adapters.__getitem__, general_nll)
+        nll_sum, tokens = sum(t for t, _ in sums), sum(c for _, c in sums)
         owner = [pos for pos, d in enumerate(self.docs) for _ in d.questions]
         own = [t == owner[i] for i, t in enumerate(q_to) if owner[i] in adapters]
         grades = [grade(a, g) for a, g in zip(answers, golds)]
@@ -341,9 +334,9 @@ class ForgettingSweep:
                 self.student.reset(seed)
             self.emit(Stage("train", f"{label} run {run + 1} doc {k}/{T}: {len(doc.texts)}+{len(extra.texts)} texts"
                                       + (f", {len(extra.anchor)} anchor" if extra.anchor else "")))
-            planned, side = split_update(doc.texts, [doc.passage], self.cfg.absorb)  # as ingest trains a document
-            result = self.student.absorb(planned, settings, replay=extra.texts, anchor=extra.anchor, side=side,
-                                         on_step=lambda st, tot, ep, loss: self.emit(TrainStep(st, tot, ep, loss)))
+            update = plan(doc.texts, [doc.passage], self.cfg.absorb, settings)  # as ingest trains a document
+            result = absorb(self.student, update, extra,
+                            on_step=lambda st, tot, ep, loss: self.emit(TrainStep(st, tot, ep, loss)))
             stream.extend(doc.texts)
             if update == "merge":
                 merge_into_base(self.student, seed)
@@ -367,7 +360,6 @@ class ForgettingSweep:
 
     # ---- the sweep ----------------------------------------------------------------------------------------------
     def run(self) -> dict:
-        from .forgetting_report import write_outputs
         o, T = self.opts, len(self.docs)
         todo = [(u, r, run) for u, r in o.strategies() for run in range(o.runs) if (u, r, run) not in self.log]
         t0 = time.time()
@@ -398,7 +390,7 @@ class ForgettingSweep:
             self.emit(Message("warning", f"merge mode adds small LoRA deltas to {dtype} weights, which rounds part of "
                                          "them away; --set models.dtype=float32 measures SEAL's merge faithfully"))
         self.device = str(self.student.device)
-        from .benchmarks.report import record_machine
+        from .report import record_machine
         record_machine(self.out, self.device)
 
 

@@ -1,6 +1,6 @@
 """Branch a ReST-EM run folder after its round-1 rewards, with other M-step (policy) settings or --fresh.
 
-    python3 bench/restem_branch.py SRC DST KEY=VALUE [KEY=VALUE ...]   (keys of [policy]: init, epochs, lr, ...;
+    python -m agent.lab.restem_branch SRC DST KEY=VALUE [KEY=VALUE ...]   (keys of [policy]: init, epochs, lr, ...;
                                                                          or fresh=true: new passages from round 2)
 
 Round 1 samples from the untrained teacher, so its self-edits and rewards do not depend on the policy settings:
@@ -19,8 +19,6 @@ import json
 import shutil
 import sys
 from pathlib import Path
-
-from agent.benchmarks.runlog import LATER_POLICY_KEYS, without_later  # light: no torch before a GPU job's setup
 
 KEEP = ("split.json", "heldout.json", "round-0.json")  # round-0.json: the untrained teacher's quick held-out
 LOGS = ("samples.jsonl", "evals.jsonl", "rewards.jsonl")
@@ -49,12 +47,11 @@ def branch(src: Path, dst: Path, changes: dict) -> dict:
     if dst.exists():
         raise SystemExit(f"error: {dst} exists")
     run = json.loads((src / "run.json").read_text())
-    unknown = [k for k in changes if k not in run["policy"] and k not in (*LATER_POLICY_KEYS, "fresh")]
+    unknown = [k for k in changes if k not in run["policy"] and k != "fresh"]
     if unknown:
         raise SystemExit(f"error: not a policy setting: {', '.join(unknown)}")
-    if changes.pop("fresh", False) is True:  # recorded as agent.restem.Restem.fingerprint does: only when set
-        run["fresh"] = True
-    run["policy"] = without_later({**run["policy"], **changes}, LATER_POLICY_KEYS)  # as policy_identity records it
+    run["fresh"] = changes.pop("fresh", run.get("fresh", False)) is True
+    run["policy"] = {**run["policy"], **changes}
     tmp = dst.with_name(dst.name + ".part")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -1,6 +1,6 @@
 """Where a training step's time goes: torch.profiler over a few steps of both inner-loop engines.
 
-Usage (GPU machine, after `source bench/gpu_stage.sh`):  python3 bench/profile_step.py --k 64 --out $OUT
+Usage (GPU machine, after `source bench/gpu_stage.sh`):  python -m agent.lab.profile_step --k 64 --out $OUT
 Prints per-step wall time of the sequential engine (one adapter, batch 1) and of the batched engine at K, then
 the top operators by self CPU time and by self device time; writes the tables to OUT/profile-k<K>.txt.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from agent.benchmarks.inner_loop import InnerLoopOptions, workload
+from agent.lab.inner_loop import InnerLoopOptions, workload
 from agent.config import load_config
 from agent.models import load_model
 from student.multilora import MultiLoRA, train_many

@@ -3,7 +3,7 @@
 folders and conditions, as in heldout_table.py. `ref:NAME` rows count the stored self-edits the run took, which no
 cap cut: their column says how many are as long as the teacher's cap or longer.
 
-    python3 bench/selfedit_lengths.py LABEL=FOLDER:CONDITION[+FOLDER:CONDITION...] [...] [--model embedded]
+    python -m agent.lab.selfedit_lengths LABEL=FOLDER:CONDITION[+FOLDER:CONDITION...] [...] [--model embedded]
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from statistics import median
 
 from transformers import AutoTokenizer
 
-from agent.benchmarks.squad import load_passages
+from agent.lab.squad import load_passages
 from agent.config import default_home
 from agent.models import resolve
-from heldout_table import DATA, selfedits, spec
+from agent.lab.heldout_table import DATA, selfedits, spec
 from teacher.policy import CAP_SLACK
 
 

@@ -6,14 +6,18 @@ import math
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .benchmarks.report import recorded_machine, sanitize
-from .benchmarks.runlog import atomic_write
-from .forgetting_metrics import NAMES, mean_matrix, mean_std, metrics, perplexity_drift
+from .report import recorded_machine, sanitize
+from .runlog import atomic_write
+from ..forgetting_metrics import NAMES, mean_matrix, mean_std, metrics, perplexity_drift
 
 GOAL_BWT = -0.02          # issue 6: with replay, BWT >= -0.02 ...
 GOAL_JUST_LEARNED = 0.02  # ... just-learned accuracy within 2 points of no replay ...
 GOAL_DRIFT = 0.03         # ... and general-text perplexity drift <= 3%
 LABELS = {"acc": "ACC", "bwt": "BWT", "fwt": "FWT", "forgetting": "forgetting", "just_learned": "just-learned"}
+
+
+def strategy_key(update: str, replay: str) -> str:
+    return f"{update}-{replay}"
 
 
 def run_metrics(run) -> dict:
@@ -28,7 +32,6 @@ def run_metrics(run) -> dict:
 def summarize(runs: list, order: Sequence[str]) -> dict:
     """Per strategy: its runs with metrics, the mean matrices, metrics mean/std over runs; then the goal check
     and paired differences against no replay (same update mode, same run = same order and training seeds)."""
-    from .forgetting import strategy_key
     by: dict[str, list] = {}
     for r in sorted(runs, key=lambda r: r.run):
         by.setdefault(strategy_key(r.update, r.replay), []).append(r)

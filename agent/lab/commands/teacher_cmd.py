@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .common import emitter, output, state
+from ...commands.common import emitter, output, state
 
 teacher_app = typer.Typer(help="The teacher: ReST-EM training (SEAL's RL outer loop) and its versions.",
                           no_args_is_help=True)
@@ -52,7 +52,7 @@ def train(ctx: typer.Context,
           device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (default: config).")):
     """ReST-EM: sample self-edits, reward them by the student's gain over passage-only, SFT the teacher's policy
     adapter on the winners; one new teacher version per round."""
-    from ..memory import check_home
+    from ...memory import check_home
     from ..restem import Restem, RestemOptions
     from ..restem_split import HELDOUT_DATA, TRAIN_DATA
 
@@ -107,14 +107,13 @@ def train(ctx: typer.Context,
 def list_versions(ctx: typer.Context,
                   json_out: bool = typer.Option(False, "--json", help="Print JSON only.")):
     """Trained teacher versions: id, round, parent, reward statistics, created."""
-    from ..restem import teacher_store
+    from ...models import teacher_versions
 
     st = state(ctx)
     st.json = st.json or json_out
     cfg = st.config()
-    root = cfg.home / "adapters" / "teacher"
     rows = []
-    store = teacher_store(cfg) if root.is_dir() else None  # listing creates nothing
+    store = teacher_versions(cfg.home)  # listing creates nothing
     for vid in store.ids() if store else []:
         meta = store.meta(vid)
         rs = meta.get("reward_stats") or {}

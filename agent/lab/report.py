@@ -26,6 +26,7 @@ from .conditions import Condition
 from .runlog import atomic_write
 from .squad import Passage
 from .stats import Interval, paired_interval, ratio_interval
+from ..util import nanmean
 
 METRICS = ("accuracy", "control", "f1", "em")
 
@@ -57,9 +58,6 @@ def _edit_sums(answers: list[str], grades: list[list[float]], golds: list[str]) 
             shuffled_control(answers, golds))
 
 
-def _mean(xs: Sequence[float]) -> float:
-    xs = [x for x in xs if x is not None and not math.isnan(x)]
-    return sum(xs) / len(xs) if xs else math.nan
 
 
 def _passage_stats(p: Passage, per_seed_edits: dict[int, list[tuple[list[str], list[list[float]], float]]]) -> PassageStats:
@@ -72,7 +70,7 @@ def _passage_stats(p: Passage, per_seed_edits: dict[int, list[tuple[list[str], l
     seeds = list(seed_sums.values())
     avg = [sum(s[k] for s in seeds) / len(seeds) for k in range(4)]
     n = len(p.questions)
-    return PassageStats(n, avg[0], avg[1], avg[2], avg[3], n if n >= 2 else 0, _mean(nlls),
+    return PassageStats(n, avg[0], avg[1], avg[2], avg[3], n if n >= 2 else 0, nanmean(nlls),
                         {s: v[0] for s, v in seed_sums.items()})
 
 
@@ -117,12 +115,12 @@ def _row(name: str, cond: Condition, fmt: str, stats: dict[int, PassageStats], u
     seeds = sorted({s for p in ps for s in p.per_seed})
     per_seed = {s: sum(p.per_seed.get(s, 0.0) for p in ps) / max(1, sum(den)) for s in seeds}
     if mode == "cpt":
-        nll = Interval(_mean([e["nll"] for e in edits]), math.nan, math.nan)
+        nll = Interval(nanmean([e["nll"] for e in edits]), math.nan, math.nan)
     else:
         have = [p for p in ps if not math.isnan(p.nll)]
         nll = ratio_interval([p.nll * p.n for p in have], [p.n for p in have])
     wall = sum(r["wall_seconds"] for r in used)
-    sd = (math.sqrt(sum((v - _mean(list(per_seed.values()))) ** 2 for v in per_seed.values()) / (len(per_seed) - 1))
+    sd = (math.sqrt(sum((v - nanmean(list(per_seed.values()))) ** 2 for v in per_seed.values()) / (len(per_seed) - 1))
           if len(per_seed) > 1 else math.nan)
     return {
         "row": name, "condition": cond.name, "kind": cond.kind, "family": cond.family, "adapter": cond.adapter,
@@ -134,9 +132,9 @@ def _row(name: str, cond: Condition, fmt: str, stats: dict[int, PassageStats], u
         "nll": nll.to_dict(),
         "accuracy_per_seed": {str(s): v for s, v in per_seed.items()}, "accuracy_seed_sd": sd,
         "self_edits_per_passage": (len(edits) / max(1, len(used))) if mode == "single" else None,
-        "train": {"texts": _mean([e["texts"] for e in edits]), "steps": _mean([e["steps"] for e in edits]),
-                  "tokens": _mean([e["tokens"] for e in edits]),
-                  "final_loss": _mean([e["loss_last"] for e in edits if e["loss_last"] is not None])},
+        "train": {"texts": nanmean([e["texts"] for e in edits]), "steps": nanmean([e["steps"] for e in edits]),
+                  "tokens": nanmean([e["tokens"] for e in edits]),
+                  "final_loss": nanmean([e["loss_last"] for e in edits if e["loss_last"] is not None])},
         "timing": {"seconds_per_passage": (wall / len(used) if mode == "single" else wall / len(used) / max(1, n_passages))
                    if used else math.nan,
                    "seconds_per_self_edit": wall / len(edits) if edits else math.nan, "seconds_total": wall},

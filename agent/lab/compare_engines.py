@@ -1,15 +1,15 @@
 """Does the batched inner loop learn what the sequential one learns? Compare one row of two `bench knowledge`
 runs that differ only in --engine (same passages, seeds, self-edits): paired bootstrap over passages.
 
-    python3 bench/compare_engines.py RUN_SEQUENTIAL RUN_BATCHED [--condition teacher:implications]
+    python -m agent.lab.compare_engines RUN_SEQUENTIAL RUN_BATCHED [--condition teacher:implications]
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from agent.benchmarks.runlog import read_records
-from agent.benchmarks.stats import mean_interval, paired_interval
+from agent.lab.runlog import read_records
+from agent.lab.stats import mean_interval, paired_interval
 
 
 def rows(folder: Path, condition: str) -> dict:

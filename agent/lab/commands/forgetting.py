@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .common import emitter, open_agent, output, state
+from ...commands.common import emitter, open_agent, output, state
 
 
 def forgetting(ctx: typer.Context,
@@ -66,7 +66,7 @@ def forgetting(ctx: typer.Context,
 
 def _from_store(ctx: typer.Context, out: Optional[Path]) -> None:
     from ..forgetting_report import store_outputs
-    from ..retention import store_matrix
+    from ...retention import store_matrix
     with open_agent(ctx, create=False) as agent:
         matrix = store_matrix(agent.memory)
     doc = store_outputs(matrix, out) if out else matrix.to_dict()

@@ -6,10 +6,10 @@ from typing import Optional
 
 import typer
 
-from ..benchmarks.conditions import DEFAULT_CONDITIONS
-from ..benchmarks.squad import DEFAULT_DATA
+from ..conditions import DEFAULT_CONDITIONS
+from ..squad import DEFAULT_DATA
 from .bench import bench_app
-from .common import emitter, output, state
+from ...commands.common import emitter, output, state
 
 
 @bench_app.command("knowledge")
@@ -42,7 +42,7 @@ def knowledge(ctx: typer.Context,
               report_only: bool = typer.Option(False, "--report-only", help="Write the table from the results "
                                                "already in --out (rows over the passages they have); compute nothing.")):
     """Knowledge incorporation (SEAL's Table 2): accuracy with 95% intervals, recitation control, paired differences."""
-    from ..benchmarks.knowledge import BenchOptions, KnowledgeBench
+    from ..knowledge import BenchOptions, KnowledgeBench
 
     st = state(ctx)
     st.json = st.json or json_out
@@ -66,7 +66,7 @@ def knowledge(ctx: typer.Context,
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    from ..errors import BadInput
+    from ...errors import BadInput
     try:
         i, n = (int(x) for x in text.split("/"))
     except ValueError:
@@ -77,7 +77,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 def summary_table(doc: dict):
     from rich.table import Table
 
-    from ..benchmarks.report import fmt_ci, fmt_num
+    from ..report import fmt_ci, fmt_num
     c = doc["config"]
     qs = doc["rows"][0]["questions"] if doc["rows"] else 0
     t = Table(title=f"knowledge, {c['mode']}: {c['n']} passages, {qs} questions, seeds {c['seeds']}")
@@ -94,7 +94,7 @@ def summary_table(doc: dict):
 def differences_table(doc: dict):
     from rich.table import Table
 
-    from ..benchmarks.report import fmt_ci
+    from ..report import fmt_ci
     t = Table(title="paired differences a − b (✱ outside the 95% error bars)")
     t.add_column("a − b", overflow="fold")
     for col in ("Δ accuracy", "Δ control", "Δ F1"):

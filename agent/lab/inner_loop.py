@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from student.config import AnswerSettings, TrainSettings
+from student.config import AnswerSettings
 from student.innerloop import Candidate, CandidateResult, evaluate
 from teacher.parsing import parse_completion
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .benchmarks.squad import SHIPPED, Passage, load_passages
-from .errors import BadInput
+from .squad import SHIPPED, Passage, load_passages
+from ..errors import BadInput
 
 TRAIN_DATA = SHIPPED / "restem_train.json"
 HELDOUT_DATA = SHIPPED / "passages.json"

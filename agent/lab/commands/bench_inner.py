@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from .bench import bench_app
-from .common import emitter, output, state
+from ...commands.common import emitter, output, state
 
 
 def _fmt(x: Optional[float], spec: str) -> str:
@@ -87,8 +87,8 @@ def inner_loop(ctx: typer.Context,
                json_out: bool = typer.Option(False, "--json", help="Print the result JSON only."),
                out: Optional[Path] = typer.Option(None, "--out", help="Also write the result JSON into this folder.")):
     """Self-edit evaluations per second: sequential (SEAL-style) vs batched multi-LoRA, with tokens/s and MFU."""
-    from ..benchmarks.inner_loop import InnerLoopOptions, parse_ks, run_inner_loop
-    from ..benchmarks.runlog import atomic_write
+    from ..inner_loop import InnerLoopOptions, parse_ks, run_inner_loop
+    from ..runlog import atomic_write
 
     if threads:
         import torch

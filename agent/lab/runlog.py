@@ -9,53 +9,28 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Hashable, Iterator
 
 from ..errors import BadInput
+from ..util import atomic_write  # noqa: F401 (the lab's modules take it from here)
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600 files
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# The layout and fingerprint of a run folder (run.json, the JSONL logs). A folder written with another format
+# is refused on resume instead of being read through compatibility shims.
+RUN_FORMAT = 2
 
 
 def train_identity(train) -> dict:
     """TrainSettings as a run's fingerprint records them when the update has no anchor texts (the knowledge
-    benchmark, ReST-EM rewards): the seed (varied per run), the anchor's settings (unused) and the side weight
-    (recorded with ``[absorb]`` by :func:`agent.absorb.fingerprint`, only where side texts exist) left out, so run
-    folders from before these settings existed still resume."""
-    skip = ("seed", "anchor_weight", "anchor_batch", "side_weight")
+    benchmark, ReST-EM rewards): without the seed (varied per run) and the anchor's settings (unused)."""
+    skip = ("seed", "anchor_weight", "anchor_batch")
     return {k: v for k, v in dataclasses.asdict(train).items() if k not in skip}
 
 
-# Settings added after runs were made, with the value those runs had: a run folder records them only when they
-# differ, so the older folders still resume (bench/restem_branch.py writes run.json the same way).
-LATER_TEACHER_KEYS = {"no_repeat_ngram": 0}
-LATER_POLICY_KEYS = {"init": "previous", "eos": "always"}
-
-
-def without_later(settings: dict, later: dict) -> dict:
-    """``settings`` without the ``later`` keys that hold their old values."""
-    return {k: v for k, v in settings.items() if not (k in later and v == later[k])}
-
-
 def teacher_identity(teacher, skip: tuple[str, ...]) -> dict:
-    """TeacherSettings as a run's fingerprint records them: without ``skip`` and LATER_TEACHER_KEYS at their old
-    values."""
-    return without_later({k: v for k, v in dataclasses.asdict(teacher).items() if k not in skip}, LATER_TEACHER_KEYS)
+    """TeacherSettings as a run's fingerprint records them: without ``skip``."""
+    return {k: v for k, v in dataclasses.asdict(teacher).items() if k not in skip}
 
 
 def read_records(path: Path) -> list[dict]:
@@ -118,12 +93,16 @@ class JsonlLog:
 def check_run_file(path: Path, settings: dict, what: str = "run") -> None:
     """Write ``settings`` (JSON-normalised) to ``path`` on a first run; on a re-run refuse other settings, naming
     the keys that differ (results of different settings must not be mixed in one folder)."""
-    mine = json.loads(json.dumps(settings, default=str))
+    mine = json.loads(json.dumps({"format": RUN_FORMAT, **settings}, default=str))
     if path.exists():
         try:
             theirs = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError:
             raise BadInput(f"{path}: not valid JSON (remove it, or choose another --out)") from None
+        if not isinstance(theirs, dict) or theirs.get("format") != RUN_FORMAT:
+            found = theirs.get("format", "none") if isinstance(theirs, dict) else "none"
+            raise BadInput(f"--out {path.parent} holds a {what} in run format {found}; this seal-agent writes "
+                           f"format {RUN_FORMAT}: choose another --out")
         if theirs != mine:
             diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
             raise BadInput(f"--out {path.parent} holds a {what} with other settings ({', '.join(diff)} differ); "
