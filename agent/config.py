@@ -67,8 +67,8 @@ class AbsorbSettings:
 
     lines: str = "beside"          # beside: the passage keeps its own schedule (as if learned alone) and each step
                                    # adds train.side_weight x the mean NLL of its share of the lines | mixed (SEAL):
-                                   # one batch plan over the lines and the passage. Held-out, H200, 167 passages:
-                                   # the embedded teacher's self-edits 0.107 mixed -> 0.167 beside at weight 0.3
+                                   # one batch plan over the lines and the passage (beside keeps what the passage
+                                   # teaches: docs/results.md)
 
     def __post_init__(self) -> None:
         if self.lines not in LINES:

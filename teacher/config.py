@@ -10,21 +10,18 @@ class TeacherSettings:
     """How the teacher samples self-edits.
 
     family: one of :data:`teacher.prompts.FAMILIES` ("implications", "implications-long", "rewrite", "self-qa").
-      Default "rewrite": with the embedded 135M teacher its self-edits teach the student as much as the passage
-      alone, while its implications cost 0.03 of held-out accuracy (session 12, README Results). SEAL's default,
-      and what GPT-4.1 writes well, is "implications".
+      Default "rewrite": the embedded 135M teacher's rewrites teach the student as much as the passage alone,
+      its implications less (docs/results.md). SEAL's default, and what GPT-4.1 writes well, is "implications".
     samples: self-edits per passage (SEAL's k; 5 in the paper).
-    temperature / top_p: 0.3 (every GPU measurement since session 8; SEAL sampled at 1.0) / 0.95. temperature <= 0
-      means greedy.
+    temperature / top_p: 0.3 (the measured configuration; SEAL sampled at 1.0) / 0.95. temperature <= 0 means
+      greedy.
     use_chat: None = auto (use the tokenizer's chat template when it has one), True/False to force.
     probe_count: question-answer probes asked of :meth:`teacher.selfedit.Teacher.make_probes`.
     cloze_fallback: when the model writes fewer usable probes, top up with fill-in-the-blank probes cut from the
       passage (:mod:`teacher.cloze`), so that documents without questions are still guarded and measured.
     no_repeat_ngram: when > 0, no run of this many tokens may occur twice in one self-edit (the prompt is not
-      counted, so the passage may still be copied). The embedded model loops: at temperature 0.3, 43 % of the
-      untrained teacher's lines repeat an earlier line of the same self-edit, and parsing keeps each line once,
-      so a self-edit gives the student fewer lines than GPT-4.1's (4.4 against 13.0). 0: off. Measured (session
-      11, N = 10): 7 lines kept, but near-copies and false ones; no accuracy gain (README, Results).
+      counted, so the passage may still be copied): the embedded model tends to repeat its lines. 0: off (it
+      brought no accuracy gain: docs/results.md).
     """
 
     family: str = "rewrite"

@@ -279,7 +279,7 @@ def test_split_update():
     from agent.absorb import split_update
     from agent.config import AbsorbSettings
     texts = ["T\nline one", "T\nline two", "T\npassage"]
-    assert AbsorbSettings().lines == "beside"  # the default since session 7's held-out rows
+    assert AbsorbSettings().lines == "beside"
     assert split_update(texts, ["T\npassage"], AbsorbSettings("mixed")) == (texts, [])
     assert split_update(texts, ["T\npassage"], AbsorbSettings("beside")) == (["T\npassage"], texts[:2])
     assert split_update(texts[:2], ["T\npassage"], AbsorbSettings("beside")) == (texts[:2], [])  # no passage

@@ -138,7 +138,7 @@ def test_teacher_on_tiny_model(tiny_model, tiny_tokenizer):
     edits = teacher.propose(T, P)
     assert len(edits) == 2
     for se in edits:
-        # the default family is rewrite (session 12: the embedded teacher's rewrites beat its implications)
+        # the default family is rewrite (the embedded teacher's rewrites beat its implications)
         assert se.prompt.startswith("<|user|>") and se.prompt.endswith("Rewritten passages:\n")
         assert se.texts[-1] == f"{T}\n{P}"
     assert [se.completion for se in edits] == [se.completion for se in teacher.propose(T, P)]
