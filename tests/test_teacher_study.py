@@ -75,6 +75,10 @@ def test_spa_templates_and_study_texts():
                      StudyText("summary", SPA_TEMPLATES[1].instruction, "Miller was MVP."),
                      StudyText("summary", SPA_TEMPLATES[1].instruction, "The Broncos won.")]
     assert write_study_texts(backend, tok, T, P, (), samples=2) == []
+    teacher = Teacher(Canned(["Key: Broncos."]), tok, TeacherSettings(max_new_tokens=32, temperature=0.4))
+    assert teacher.write_study_texts(T, P, SPA_TEMPLATES[:1]) == [
+        StudyText("key-concepts", SPA_TEMPLATES[0].instruction, "Key: Broncos.")]
+    assert (teacher.backend.calls[0]["max_new_tokens"], teacher.backend.calls[0]["temperature"]) == (32, 0.4)
 
 
 def test_sentence_cues_and_continuations():
