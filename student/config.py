@@ -75,3 +75,24 @@ class AnswerSettings:
             )
         if self.max_new_tokens <= 0 or self.batch_size <= 0:
             raise ValueError("max_new_tokens and batch_size must be positive")
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """Context-distillation targets (see :mod:`student.distill`): kept apart from :class:`TrainSettings` because
+    targets are computed once per study item and shared by every seed and candidate that studies it, whatever
+    their learning rate or seed; a :class:`~student.distill.TargetCache` holds one of these.
+
+    ``top_k``: target tokens kept per position (plus one bucket for the rest of the vocabulary);
+    ``context_max_len``: the context's token cap (its beginning is kept); ``temperature``: both distributions
+    are softened by it (no T² rescaling of the loss)."""
+
+    top_k: int = 32
+    context_max_len: int = 1024
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.top_k <= 0 or self.context_max_len < 0:
+            raise ValueError("need top_k > 0 and context_max_len >= 0")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")

@@ -79,9 +79,15 @@ def generate_greedy(
     return texts
 
 
-def question_prompts(tokenizer, questions: Sequence[str], fmt: str) -> list[list[int]]:
-    """Token ids of the closed-book prompt of each question."""
-    return [prompt_ids(tokenizer, q, fmt) for q in questions]
+def question_prompts(
+    tokenizer, questions: Sequence[str], fmt: str, contexts: Optional[Sequence[Optional[str]]] = None
+) -> list[list[int]]:
+    """Token ids of the prompt of each question: closed-book, or open-book with ``contexts[i]`` (one per question)."""
+    if contexts is None:
+        return [prompt_ids(tokenizer, q, fmt) for q in questions]
+    if len(contexts) != len(questions):
+        raise ValueError(f"{len(questions)} questions but {len(contexts)} contexts")
+    return [prompt_ids(tokenizer, q, fmt, c) for q, c in zip(questions, contexts)]
 
 
 def answer_sequences(

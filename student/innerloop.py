@@ -25,6 +25,7 @@ from typing import Callable, Iterator, Optional, Sequence
 from peft import PeftModel
 
 from .config import AnswerSettings, LoraSettings, TrainSettings
+from .distill import StudyItem, TargetCache
 from .grading import Grade, grade, mean_grade
 from .batching import model_device
 from .multilora import MultiLoRA, answer_many, answer_nll_many, train_many
@@ -47,6 +48,7 @@ class Candidate:
     tag: str = ""  # caller's label (e.g. "passage:12:seed0")
     side: list[str] = field(default_factory=list)  # learned beside ``texts``: each step adds settings.side_weight
                                                    # x their mean NLL (a self-edit's lines beside its passage)
+    study: list[StudyItem] = field(default_factory=list)  # planned with ``texts``, learned by context distillation
 
     def __post_init__(self) -> None:
         if len(self.questions) != len(self.golds):
@@ -54,8 +56,13 @@ class Candidate:
 
     @property
     def n_texts(self) -> int:
-        """Every text the update learns: planned and beside."""
+        """Every text the update learns: planned and beside (study items not counted)."""
         return len(self.texts) + len(self.side)
+
+    @property
+    def trains(self) -> bool:
+        """Whether the candidate updates the adapter at all (texts or study items)."""
+        return bool(self.texts or self.study)
 
 
 @dataclass
@@ -136,14 +143,17 @@ def evaluate_sequential(
     lora: LoraSettings,
     answer: AnswerSettings,
     on_progress: Optional[ProgressCallback] = None,
+    targets: Optional[TargetCache] = None,
 ) -> list[CandidateResult]:
     """SEAL-style reference: one candidate at a time in one peft LoRA, reset to a fresh seeded adapter each time."""
     results: list[CandidateResult] = []
+    targets = TargetCache() if targets is None else targets
     with peft_student(model, tokenizer, lora, answer) as student:
         for done, cand in enumerate(candidates, 1):
             start = time.perf_counter()
             student.reset(cand.settings.seed)
-            train = student.absorb(cand.texts, cand.settings, side=cand.side) if cand.texts else TrainResult()
+            train = (student.absorb(cand.texts, cand.settings, side=cand.side, study=cand.study, targets=targets)
+                     if cand.trains else TrainResult())
             answers = student.answer(cand.questions) if cand.questions else []
             nlls = student.answer_nll(cand.questions, cand.golds) if cand.questions else []
             results.append(make_result(cand, answers, nlls, train, time.perf_counter() - start))
@@ -161,6 +171,7 @@ def evaluate_batched(
     group: int = 8,
     on_progress: Optional[ProgressCallback] = None,
     max_tokens: Optional[int] = None,
+    targets: Optional[TargetCache] = None,
 ) -> list[CandidateResult]:
     """``group`` candidates at a time in one :class:`MultiLoRA`: joint training, then one routed answer pass.
 
@@ -176,6 +187,7 @@ def evaluate_batched(
     results: list[Optional[CandidateResult]] = [None] * len(candidates)
     slots = min(group, len(candidates))
     done = 0
+    targets = TargetCache() if targets is None else targets
     with preserved(model), MultiLoRA(model, lora, slots) as multi:
         for first in range(0, len(order), slots):
             start = time.perf_counter()
@@ -184,7 +196,7 @@ def evaluate_batched(
                 multi.reset(k, cand.settings.seed)
             trains = train_many(
                 multi, tokenizer, [c.texts for c in chunk], [c.settings for c in chunk], max_tokens=max_tokens,
-                side=[c.side for c in chunk])
+                side=[c.side for c in chunk], study=[c.study for c in chunk], targets=targets)
             rows = answer.batch_size * len(chunk)
             nll_rows = rows if model_device(model).type == "cuda" else answer.batch_size
             questions = [c.questions for c in chunk]
@@ -200,9 +212,9 @@ def evaluate_batched(
 
 
 def estimated_steps(candidate: Candidate) -> int:
-    """Optimizer steps the candidate's update takes (one text per sequence)."""
+    """Optimizer steps the candidate's update takes (one text or study item per sequence)."""
     s = candidate.settings
-    return math.ceil(len(candidate.texts) / s.batch_size) * s.epochs
+    return math.ceil((len(candidate.texts) + len(candidate.study)) / s.batch_size) * s.epochs
 
 
 def evaluate(
@@ -214,8 +226,13 @@ def evaluate(
     engine: str = "auto",
     group: int = 8,
     on_progress: Optional[ProgressCallback] = None,
+    targets: Optional[TargetCache] = None,
 ) -> list[CandidateResult]:
     """Evaluate every candidate from a fresh LoRA; results in the order of ``candidates``.
+
+    Candidates' ``study`` items are distilled against the base model's targets, computed once per distinct item
+    for the whole call (or taken from ``targets``, a :class:`~student.distill.TargetCache` of this base model that
+    the caller keeps across calls).
 
     engine: "sequential" (SEAL-style reference), "batched" (multi-LoRA, ``group`` candidates at a time) or
     "auto" (= batched: on a CPU too, since its training passes are capped at 1024 tokens — a batched group
@@ -232,5 +249,5 @@ def evaluate(
     if not candidates:
         return []
     if engine == "sequential":
-        return evaluate_sequential(model, tokenizer, candidates, lora, answer, on_progress)
-    return evaluate_batched(model, tokenizer, candidates, lora, answer, group, on_progress)
+        return evaluate_sequential(model, tokenizer, candidates, lora, answer, on_progress, targets)
+    return evaluate_batched(model, tokenizer, candidates, lora, answer, group, on_progress, targets=targets)

@@ -47,9 +47,10 @@ from peft.tuners.tuners_utils import _maybe_include_all_linear_layers, check_tar
 from safetensors.torch import save_file
 from torch import nn
 
-from .batching import (batch_nll, default_max_tokens, default_overhead, micro_batches, model_device, pad_batch,
+from .batching import (default_max_tokens, default_overhead, micro_batches, model_device,
                        pad_id_of, tokenize_texts, training_autocast)
 from .config import AnswerSettings, LoraSettings, TrainSettings
+from .distill import Row, StudyItem, StudyRow, TargetCache, row_count, row_ids, rows_loss
 from .inference import answer_sequences, generate_greedy, mean_per_token, question_prompts, sequences_nll
 from .student import lora_config
 from .trainer import TrainResult, batch_plan, in_turn, lr_schedule, make_adamw
@@ -401,14 +402,14 @@ def clip_per_adapter(grad: torch.Tensor, max_norm: torch.Tensor) -> torch.Tensor
 
 @dataclass
 class _Plan:
-    seqs: list[list[int]]
+    seqs: list[Row]  # texts' token ids, then study rows
     steps: list[list[int]]  # sequence indices per step
     lrs: list[float]  # learning rate per step
     per_epoch: int
 
 
-def _plan(tokenizer, texts: Sequence[str], settings: TrainSettings) -> _Plan:
-    seqs = tokenize_texts(tokenizer, texts, settings.max_len, add_eos=True)
+def _plan(tokenizer, texts: Sequence[str], settings: TrainSettings, study: Sequence[StudyRow] = ()) -> _Plan:
+    seqs = tokenize_texts(tokenizer, texts, settings.max_len, add_eos=True) + list(study)
     steps = batch_plan(len(seqs), settings) if seqs else []
     return _Plan(seqs, steps, lr_schedule(settings, len(steps)), math.ceil(len(seqs) / settings.batch_size) or 1)
 
@@ -422,11 +423,17 @@ def train_many(
     overhead: Optional[int] = None,
     on_step: Optional[ManyStepCallback] = None,
     side: Optional[Sequence[Sequence[str]]] = None,
+    study: Optional[Sequence[Sequence[StudyItem]]] = None,
+    targets: Optional[TargetCache] = None,
 ) -> list[TrainResult]:
     """Train adapter k of ``multi`` on ``texts[k]`` with ``settings[k]``, all adapters in the same passes.
 
     ``side[k]`` (optional): texts learned beside ``texts[k]`` as :func:`student.trainer.train_adapter`'s
     ``side``: each step adds ``settings[k].side_weight`` x the mean NLL of its share of them (in turn).
+    ``study[k]`` (optional): study items planned with ``texts[k]`` and learned by context distillation, as
+    :func:`student.trainer.train_adapter`'s ``study``; their targets come from ``targets`` (filled with what it
+    lacks, the base model routed to no adapter) or from a cache of this call. Items shared by several adapters
+    get their targets computed once.
 
     Each step's rows (all active adapters' batches) run in micro-batches (see :func:`micro_batches`;
     ``max_tokens`` and ``overhead`` default to :func:`default_max_tokens` and :func:`default_overhead`)
@@ -439,6 +446,9 @@ def train_many(
     side = [[] for _ in texts] if side is None else side
     if len(side) != len(texts):
         raise ValueError(f"{len(texts)} text lists but {len(side)} side lists")
+    study = [[] for _ in texts] if study is None else study
+    if len(study) != len(texts):
+        raise ValueError(f"{len(texts)} text lists but {len(study)} study lists")
     if len(texts) > multi.k:
         raise ValueError(f"{len(texts)} adapters to train but only {multi.k} slots")
     if not multi.attached:
@@ -447,7 +457,8 @@ def train_many(
     n = len(texts)
     if n == 0:
         return []
-    plans = [_plan(tokenizer, t, s) for t, s in zip(texts, settings)]
+    study_rows = _study_rows(multi, tokenizer, study, settings, targets, max_tokens, overhead)
+    plans = [_plan(tokenizer, t, s, r) for t, s, r in zip(texts, settings, study_rows)]
     sides = [tokenize_texts(tokenizer, x, s.max_len, add_eos=True) if x and s.side_weight > 0 else []
              for x, s in zip(side, settings)]
     side_per_step = [math.ceil(len(x) / p.per_epoch) for x, p in zip(sides, plans)]
@@ -474,7 +485,7 @@ def train_many(
             counts = torch.zeros(multi.k, dtype=torch.float64)
             for k in active:
                 own = [plans[k].seqs[i] for i in plans[k].steps[step]]
-                counts[k] = sum(len(q) - 1 for q in own)
+                counts[k] = sum(row_count(q) for q in own)
                 extra = in_turn(sides[k], step + 1, side_per_step[k]) if sides[k] else []
                 n_extra = sum(len(q) - 1 for q in extra)
                 for rows, w in ((own, 1.0 / max(1, counts[k])), (extra, settings[k].side_weight / max(1, n_extra))):
@@ -482,14 +493,13 @@ def train_many(
                     owner.extend([k] * len(rows))
                     weight.extend([float(w)] * len(rows))
             step_nll = torch.zeros(multi.k, dtype=torch.float64, device=device)
-            lengths = [len(s) for s in seqs]
+            lengths = [len(row_ids(s)) for s in seqs]
             for rows in micro_batches(lengths, max_tokens, overhead):
                 rows = sorted(rows, key=lambda i: owner[i])  # grouped by adapter: often no scatter needed
-                batch = pad_batch([seqs[i] for i in rows], pad_id)
                 index = [owner[i] for i in rows]
                 multi.route(index)
                 with training_autocast(model, settings[0].autocast):  # one forward serves every adapter
-                    nll, _ = batch_nll(model, batch)
+                    nll = rows_loss(model, [seqs[i] for i in rows], pad_id)
                 route = multi.router.index
                 row_weight = torch.tensor([weight[i] for i in rows], dtype=nll.dtype, device=device)
                 per_adapter = torch.zeros(multi.k, dtype=nll.dtype, device=device).index_add(0, route, nll * row_weight)
@@ -519,6 +529,20 @@ def train_many(
     for r in results:
         r.seconds = seconds
     return results
+
+
+def _study_rows(multi: MultiLoRA, tokenizer, study: Sequence[Sequence[StudyItem]], settings: Sequence[TrainSettings],
+                targets: Optional[TargetCache], max_tokens: Optional[int], overhead: Optional[int]
+                ) -> list[list[StudyRow]]:
+    """Each adapter's study rows, the targets of all of them computed in one pass of the base model (routed to no
+    adapter), once per distinct item."""
+    if not any(items and s.epochs > 0 for items, s in zip(study, settings)):
+        return [[] for _ in study]
+    targets = TargetCache() if targets is None else targets
+    multi.route(None)
+    tokens = [targets.tokenize(tokenizer, items, s.max_len) if s.epochs > 0 else [] for items, s in zip(study, settings)]
+    targets.fill(multi.model, tokenizer, [t for ts in tokens for t in ts], max_tokens=max_tokens, overhead=overhead)
+    return [[StudyRow(t, targets.get(t)) for t in ts] for ts in tokens]
 
 
 # inference -------------------------------------------------------------------

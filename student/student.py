@@ -16,6 +16,7 @@ from peft.tuners.lora import LoraLayer
 from .adapters import AdapterStore
 from .batching import model_device, tokenize_texts
 from .config import AnswerSettings, LoraSettings, TrainSettings
+from .distill import StudyItem, TargetCache
 from .inference import answer_sequences, generate_greedy, mean_per_token, question_prompts, sequences_nll
 from .trainer import StepCallback, TrainResult, train_adapter
 
@@ -105,22 +106,29 @@ class Student:
         on_step: Optional[StepCallback] = None,
         anchor: Sequence[str] = (),
         side: Sequence[str] = (),
+        study: Sequence[StudyItem] = (),
+        targets: Optional[TargetCache] = None,
     ) -> TrainResult:
-        """Train the in-memory adapter on ``texts``, rehearsing ``replay`` texts and learning ``side`` texts beside
+        """Train the in-memory adapter on ``texts`` and ``study`` items (context distillation against the base
+        model, targets from / into ``targets``), rehearsing ``replay`` texts and learning ``side`` texts beside
         them, and holding its predictions on ``anchor`` texts to the base model's (see
         :func:`~student.trainer.train_adapter`)."""
         self.model.set_adapter(ADAPTER_NAME)
         return train_adapter(self.model, self.tokenizer, texts, settings or TrainSettings(), on_step, anchor=anchor,
-                             replay=replay, side=side)
+                             replay=replay, side=side, study=study, targets=targets)
 
     # inference -----------------------------------------------------------
     def _adapter(self, base: bool):
         return self.model.disable_adapter() if base else contextlib.nullcontext()
 
     @torch.inference_mode()
-    def answer(self, questions: Sequence[str], base: bool = False) -> list[str]:
-        """Closed-book greedy answers, batched with left padding; only new tokens, decoded and stripped."""
-        prompts = question_prompts(self.tokenizer, questions, self.answer_settings.question_format)
+    def answer(
+        self, questions: Sequence[str], base: bool = False, contexts: Optional[Sequence[Optional[str]]] = None
+    ) -> list[str]:
+        """Greedy answers, batched with left padding; only new tokens, decoded and stripped. Closed-book, or
+        open-book with ``contexts`` (one per question, e.g. "{title}\n{passage}"; see
+        :func:`~student.prompts.question_prompt`)."""
+        prompts = question_prompts(self.tokenizer, questions, self.answer_settings.question_format, contexts)
         self.model.eval()
         with self._adapter(base):
             return generate_greedy(

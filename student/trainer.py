@@ -12,9 +12,10 @@ from typing import Callable, Optional, Sequence
 import torch
 from transformers import get_scheduler
 
-from .batching import (anchor_kl, batch_nll, default_max_tokens, default_overhead, micro_batches, model_device,
-                       pad_batch, pad_id_of, tokenize_texts, training_autocast)
+from .batching import (anchor_kl, default_max_tokens, default_overhead, micro_batches, model_device, pad_batch,
+                       pad_id_of, tokenize_texts, training_autocast)
 from .config import TrainSettings
+from .distill import Row, StudyItem, TargetCache, peft_base, row_count, row_ids, rows_loss
 
 StepCallback = Callable[[int, int, int, float], None]
 """on_step(step, total, epoch, loss): step in 1..total, epoch in 1..epochs, loss of that step."""
@@ -94,6 +95,8 @@ def train_adapter(
     anchor: Sequence[str] = (),
     replay: Sequence[str] = (),
     side: Sequence[str] = (),
+    study: Sequence[StudyItem] = (),
+    targets: Optional[TargetCache] = None,
 ) -> TrainResult:
     """Train the trainable parameters of ``model`` on ``texts`` (eos appended, loss on real tokens).
 
@@ -111,10 +114,19 @@ def train_adapter(
     ``anchor`` texts (general text) are not learned: every step adds ``settings.anchor_weight`` x the mean
     KL(base || adapted) over ``settings.anchor_batch`` of them, taken in turn, which holds the model's
     predictions on text it was not asked to change (``model`` must then be a PeftModel).
+
+    ``study`` items (:class:`~student.distill.StudyItem`) are rows of the plan like ``texts`` (the plan shuffles
+    the texts then the study items as one list); their loss is the KL to the base model's targets with the item's
+    context (:func:`~student.distill.topk_kl`), and a step's loss is the token mean over its rows of NLL and KL
+    alike. Targets come from ``targets`` (a :class:`~student.distill.TargetCache`, filled with what it lacks,
+    using the model with its adapters disabled) or, if None, from a cache of this call alone.
     """
     start = time.perf_counter()
     result = TrainResult()
-    seqs = tokenize_texts(tokenizer, texts, settings.max_len, add_eos=True)
+    seqs: list[Row] = list(tokenize_texts(tokenizer, texts, settings.max_len, add_eos=True))
+    if study and settings.epochs > 0:
+        targets = TargetCache() if targets is None else targets
+        seqs += targets.rows(model, tokenizer, study, settings.max_len, base=peft_base(model))
     if not seqs or settings.epochs == 0:
         result.seconds = time.perf_counter() - start
         return result
@@ -143,12 +155,13 @@ def train_adapter(
     # A step's batch runs in micro-batches of similar length, gradients accumulating, normalised by the
     # whole step's target tokens: the same update as one padded batch, without padding a dozen short
     # lines to the passage that is appended to every self-edit (2x faster for a 17-text edit on a CPU).
-    def mean_nll_backward(rows: list[list[int]], weight: float = 1.0):
-        """Backward of ``weight`` x the rows' mean token NLL, in micro-batches; returns it (detached)."""
-        count, total = max(1, sum(len(r) - 1 for r in rows)), 0.0
-        for part in micro_batches([len(r) for r in rows], max_tokens, overhead):
+    def mean_nll_backward(rows: list[Row], weight: float = 1.0):
+        """Backward of ``weight`` x the rows' mean token loss (NLL; KL for study rows), in micro-batches; returns
+        it (detached)."""
+        count, total = max(1, sum(row_count(r) for r in rows)), 0.0
+        for part in micro_batches([len(row_ids(r)) for r in rows], max_tokens, overhead):
             with autocast:
-                nll, _ = batch_nll(model, pad_batch([rows[j] for j in part], pad_id))
+                nll = rows_loss(model, [rows[j] for j in part], pad_id)
             part_loss = weight * nll.sum() / count
             part_loss.backward()
             total = total + part_loss.detach()
@@ -174,7 +187,7 @@ def train_adapter(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             result.losses.append(loss)
-            result.tokens += sum(len(seqs[i]) - 1 for i in idx)
+            result.tokens += sum(row_count(seqs[i]) for i in idx)
             if on_step is not None:
                 on_step(step, total, epoch, loss)
         result.steps = total

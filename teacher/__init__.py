@@ -15,6 +15,9 @@ _WHERE = {
     "FAMILIES": "prompts", "build_prompt": "prompts",
     "SelfEdit": "selfedit", "Teacher": "selfedit", "filter_probes": "selfedit", "passage_share": "selfedit",
     "self_edit_from_completion": "selfedit",
+    "SPA_TEMPLATES": "study", "StudyTemplate": "study", "StudyText": "study", "compression_ratio": "study",
+    "continuation_pairs": "study", "cue_questions": "study", "parse_questions": "study", "sentence_cues": "study",
+    "write_questions": "study", "write_study_texts": "study",
 }
 
 __all__ = sorted(_WHERE)

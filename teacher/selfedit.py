@@ -10,6 +10,7 @@ from .cloze import as_word, cloze_probes
 from .config import ParseSettings, TeacherSettings
 from .parsing import parse_completion, parse_directives, parse_probes
 from .prompts import PROBE_HEADER, build_prompt, get_family, probe_prompt
+from .study import SPA_TEMPLATES, StudyTemplate, StudyText, write_questions, write_study_texts
 
 
 @dataclass
@@ -153,3 +154,21 @@ class Teacher:
             answers = {_norm(a) for _, a in kept}
             kept += [(q, a) for q, a in cloze_probes(title, passage, n) if _norm(a) not in answers][: n - len(kept)]
         return kept
+
+    def write_questions(self, title: str, passage: str, n: int = 8, samples: int = 1,
+                        temperature: Optional[float] = None) -> list[str]:
+        """Up to ``n`` questions about the passage (:func:`teacher.study.write_questions`), sampled with this
+        teacher's settings (``temperature`` overrides)."""
+        s = self.settings
+        return write_questions(self.backend, self.tokenizer, title, passage, n, samples,
+                               s.temperature if temperature is None else temperature, s.top_p, s.seed,
+                               use_chat=s.use_chat)
+
+    def write_study_texts(self, title: str, passage: str, templates: Sequence[StudyTemplate] = SPA_TEMPLATES,
+                          samples: int = 1, temperature: Optional[float] = None) -> list[StudyText]:
+        """Completions of the study templates for the passage (:func:`teacher.study.write_study_texts`), sampled
+        with this teacher's settings (``temperature`` overrides)."""
+        s = self.settings
+        return write_study_texts(self.backend, self.tokenizer, title, passage, templates, samples,
+                                 s.temperature if temperature is None else temperature, s.top_p, s.seed,
+                                 s.max_new_tokens, s.use_chat)
