@@ -59,20 +59,39 @@ class IngestSettings:
 
 
 LINES = ("mixed", "beside")
+METHODS = ("sft", "distill")
+STUDY = ("texts", "questions", "cues")
 
 
 @dataclass
 class AbsorbSettings:
-    """How an update joins a self-edit's lines to its passage (ingest, ``bench knowledge``, ReST-EM rewards)."""
+    """How an update learns a document (ingest, ``bench knowledge``, the forgetting sweep, ReST-EM rewards)."""
 
-    lines: str = "beside"          # beside: the passage keeps its own schedule (as if learned alone) and each step
-                                   # adds train.side_weight x the mean NLL of its share of the lines | mixed (SEAL):
-                                   # one batch plan over the lines and the passage (beside keeps what the passage
-                                   # teaches: docs/results.md)
+    method: str = "sft"            # sft: next-token training on the texts | distill: context distillation — the
+                                   # student without the document matches the base model with the document in its
+                                   # context, on study material (``study``)
+    study: str = "texts,questions,cues"  # distill's material: texts (the self-edit's texts and the passage),
+                                   # questions (the teacher asks, the base model answers with the document in
+                                   # context), cues (each sentence's first half as a question, its rest the answer)
+    questions: int = 8             # questions the teacher writes per chunk (distill with ``questions``)
+    lines: str = "beside"          # sft: beside: the passage keeps its own schedule (as if learned alone) and each
+                                   # step adds train.side_weight x the mean NLL of its share of the lines | mixed
+                                   # (SEAL): one batch plan over the lines and the passage
 
     def __post_init__(self) -> None:
         if self.lines not in LINES:
             raise ValueError(f"absorb.lines must be one of {', '.join(LINES)}, got {self.lines!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"absorb.method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        unknown = set(self.study_set) - set(STUDY)
+        if unknown or not self.study_set:
+            raise ValueError(f"absorb.study: comma-separated names from {', '.join(STUDY)}, got {self.study!r}")
+        if self.questions < 0:
+            raise ValueError("absorb.questions must be >= 0")
+
+    @property
+    def study_set(self) -> tuple[str, ...]:
+        return tuple(s.strip() for s in self.study.split(",") if s.strip())
 
 
 @dataclass

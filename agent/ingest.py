@@ -15,7 +15,7 @@ from student.config import TrainSettings
 from student.trainer import TrainResult
 from teacher.parsing import passage_text
 
-from .absorb import absorb, plan
+from .absorb import Material, absorb, plan, write_material
 from .core import Agent, new_edit_id
 from .documents import Document, chunk_text, read_documents
 from .errors import BadInput, Cancelled
@@ -36,7 +36,7 @@ class IngestOptions:
 
 
 @dataclass
-class Study:
+class Proposal:
     """What the teacher proposed for a document and how the student will learn it."""
     family: str
     k: int
@@ -44,6 +44,7 @@ class Study:
     texts: list[str]               # every distinct training text, in order
     settings: TrainSettings
     replay: ReplayMix
+    material: list[Material]       # per chunk: its context, its texts, distill's question-answer pairs
 
 
 @dataclass
@@ -141,12 +142,12 @@ class Ingest:
         probes, origin = self.probes_of(doc, chunks)
         self.emit(DocumentRead(doc.doc_id, doc.title, doc.source, len(chunks), len(probes)))
         before, nll_before = self.probe_phase("before", doc.doc_id, probes)
-        study = self.propose(doc, chunks)
+        prop = self.propose(doc, chunks)
         old_probes, old_before = self.retention_before()
         parent = self.agent.memory.state().head
         snapshot = self.agent.student.state()
         try:
-            result, pending = self.train(doc, chunks, study)
+            result, pending = self.train(doc, chunks, prop)
             after, nll_after = self.probe_phase("after", doc.doc_id, probes, pending)
             old_after = {}
             if old_probes:
@@ -166,11 +167,11 @@ class Ingest:
                     doc_id=doc.doc_id, title=doc.title, parent_adapter=parent, created=time.time(),
                     before=before["accuracy"], after=after["accuracy"], nll_before=nll_before, nll_after=nll_after,
                     reason=reason,
-                    info={"update": self.agent.update_mode, "family": study.family, "samples": study.k,
-                          "texts": len(study.texts), "replay": len(study.replay.texts),
-                          "anchor": len(study.replay.anchor), "steps": result.steps,
+                    info={"update": self.agent.update_mode, "family": prop.family, "samples": prop.k,
+                          "texts": len(prop.texts), "replay": len(prop.replay.texts),
+                          "anchor": len(prop.replay.anchor), "steps": result.steps,
                           "losses": [round(x, 4) for x in result.losses],
-                          "train": asdict(study.settings), "source": doc.source, "probe_origin": origin})
+                          "train": asdict(prop.settings), "source": doc.source, "probe_origin": origin})
         answers = [{"question": q, "gold": g, "before": b["answer"], "after": a["answer"],
                     "before_correct": b["correct"], "after_correct": a["correct"]}
                    for (q, g), b, a in zip(probes, before["rows"], after["rows"])]
@@ -182,7 +183,7 @@ class Ingest:
             return self._outcome(edit, "rejected", result, answers)
         # a document without probes has no accuracy to track: it stays out of the forgetting matrix
         edit.retention = {**old_after, **({doc.doc_id: after["accuracy"]} if probes else {})}
-        self.commit(edit, doc, chunks, probes, origin, study, pending, t0)
+        self.commit(edit, doc, chunks, probes, origin, prop, pending, t0)
         return self._outcome(edit, "committed", result, answers)
 
     # ---- the phases of one document -------------------------------------------------------------------------------
@@ -200,13 +201,14 @@ class Ingest:
             self.emit(Message("warning", "the teacher wrote no usable probe questions; the edit is not guarded"))
         return probes, "teacher"
 
-    def propose(self, doc: Document, chunks: list[str]) -> "Study":
+    def propose(self, doc: Document, chunks: list[str]) -> "Proposal":
         """The teacher's self-edits for every chunk (streamed as events), their texts, settings and replay."""
         cfg, emit = self.cfg, self.emit
         family = self.opts.family or cfg.teacher.family
         k = self.opts.samples or cfg.teacher.samples
         emit(Stage("generate", f"{k} {family} self-edit(s) for {len(chunks)} chunk(s)", total=k * len(chunks)))
         proposals, texts, directives = [], [], {}
+        per_chunk: list[list[str]] = [[] for _ in chunks]
         for ci, chunk in enumerate(chunks):
             self.check_cancel()
 
@@ -218,6 +220,7 @@ class Ingest:
                 emit(SelfEditProposed(ci, si, se.family, tuple(se.texts), dict(se.directives)))
                 proposals.append((ci, si, se.family, se.completion, list(se.texts)))
                 texts.extend(t for t in se.texts if t not in texts)
+                per_chunk[ci].extend(t for t in se.texts if t not in per_chunk[ci])
                 directives = directives or dict(se.directives)
         settings = cfg.train
         if directives and cfg.ingest.use_directives:
@@ -227,7 +230,17 @@ class Ingest:
         stream = self.agent.memory.training_stream() if strategy != "none" else []  # read only if used
         replay = replay_mix(strategy, stream, cfg.replay.capacity, cfg.replay.ratio, len(texts),
                             cfg.replay.seed + self.agent.memory.next_seq())
-        return Study(family, k, proposals, texts, settings, replay)
+        if cfg.absorb.method == "distill":
+            emit(Stage("study", "study material: the teacher's questions, answered with the document in context"))
+        material = write_material(self.agent.teacher, self.open_book,
+                                  [(doc.title, c, passage_text(doc.title, c, cfg.parse), t)
+                                   for c, t in zip(chunks, per_chunk)], cfg.absorb)
+        return Proposal(family, k, proposals, texts, settings, replay, material)
+
+    def open_book(self, questions: list[str], contexts: list[str]) -> list[str]:
+        """The base model's answers with the document in its context (distill's study answers)."""
+        self.check_cancel()
+        return self.agent.student.answer(questions, base=True, contexts=contexts)
 
     def retention_before(self) -> tuple[dict[str, list[tuple[str, str]]], dict[str, float]]:
         """Earlier documents' retention probes and their accuracy now (from the head edit's record where it has
@@ -241,16 +254,16 @@ class Ingest:
         old_before.update({d: s["accuracy"] for d, s in self.agent.score_each(missing).items()})
         return old_probes, old_before
 
-    def train(self, doc: Document, chunks: list[str], study: "Study") -> tuple[TrainResult, Pending | None]:
+    def train(self, doc: Document, chunks: list[str], prop: "Proposal") -> tuple[TrainResult, Pending | None]:
         """The update (through :func:`agent.absorb.absorb`); in route mode the new adapter as a pending entry."""
         route = self.agent.update_mode == "route"
-        update = plan(study.texts, [passage_text(doc.title, c, self.cfg.parse) for c in chunks], self.cfg.absorb,
-                      study.settings)
-        beside = f" ({len(update.side)} beside the passage, weight {study.settings.side_weight:g})" if update.side else ""
-        anchor = f" + {len(study.replay.anchor)} anchor" if study.replay.anchor else ""
-        what = "a fresh adapter for this document" if route else f"+ {len(study.replay.texts)} replay{anchor}"
-        self.emit(Stage("train", f"{len(study.texts)} texts{beside} {what}, {study.settings.epochs} epochs, "
-                                 f"lr {study.settings.lr:g}"))
+        update = plan(prop.material, self.cfg.absorb, prop.settings, self.agent.student.tokenizer,
+                      question_format=self.cfg.answer.question_format)
+        beside = f" ({len(update.side)} beside the passage, weight {prop.settings.side_weight:g})" if update.side else ""
+        anchor = f" + {len(prop.replay.anchor)} anchor" if prop.replay.anchor else ""
+        what = "a fresh adapter for this document" if route else f"+ {len(prop.replay.texts)} replay{anchor}"
+        learns = f"{len(update.study)} study items (distilled)" if update.study else f"{len(prop.texts)} texts{beside}"
+        self.emit(Stage("train", f"{learns} {what}, {prop.settings.epochs} epochs, lr {prop.settings.lr:g}"))
         if route:
             self.agent.student.reset()
 
@@ -258,7 +271,7 @@ class Ingest:
             self.check_cancel()
             self.emit(TrainStep(step, total, epoch, loss))
 
-        result = absorb(self.agent.student, update, study.replay, on_step)
+        result = absorb(self.agent.student, update, prop.replay, on_step)
         self.check_cancel()
         pending = None
         if route:
@@ -266,7 +279,7 @@ class Ingest:
         return result, pending
 
     def commit(self, edit: Edit, doc: Document, chunks: list[str], probes: list[tuple[str, str]], origin: str,
-               study: "Study", pending: Pending | None, t0: float) -> None:
+               prop: "Proposal", pending: Pending | None, t0: float) -> None:
         """Write the adapter (atomic), the records, then the edit-log entry: the commit point."""
         agent, emit = self.agent, self.emit
         emit(Stage("commit", edit.edit_id))
@@ -278,8 +291,8 @@ class Ingest:
         if pending:
             agent.student.reset()  # route: the student rests at the base; questions load their document's adapter
         agent.memory.add_document(edit.edit_id, doc, chunks, probes, origin)
-        agent.memory.add_selfedits(edit.edit_id, doc.doc_id, study.proposals)
-        agent.memory.add_training(edit.edit_id, edit.seq, study.texts)
+        agent.memory.add_selfedits(edit.edit_id, doc.doc_id, prop.proposals)
+        agent.memory.add_training(edit.edit_id, edit.seq, prop.texts)
         edit.seconds = time.time() - t0
         agent.memory.log(edit)  # the commit point
         emit(EditCommitted(edit.edit_id, doc.doc_id, edit.adapter_id, edit.before, edit.after, edit.seconds,

@@ -5,7 +5,6 @@ import threading
 import pytest
 import torch
 
-from agent.core import Agent
 from agent.errors import BadInput, Cancelled
 from agent.events import EditCommitted, EditRejected, TrainStep
 from agent.ingest import Ingest, IngestOptions, judge

@@ -280,11 +280,11 @@ def test_split_update():
     from agent.config import AbsorbSettings
     texts = ["T\nline one", "T\nline two", "T\npassage"]
     assert AbsorbSettings().lines == "beside"
-    assert split_update(texts, ["T\npassage"], AbsorbSettings("mixed")) == (texts, [])
-    assert split_update(texts, ["T\npassage"], AbsorbSettings("beside")) == (["T\npassage"], texts[:2])
-    assert split_update(texts[:2], ["T\npassage"], AbsorbSettings("beside")) == (texts[:2], [])  # no passage
+    assert split_update(texts, ["T\npassage"], AbsorbSettings(lines="mixed")) == (texts, [])
+    assert split_update(texts, ["T\npassage"], AbsorbSettings(lines="beside")) == (["T\npassage"], texts[:2])
+    assert split_update(texts[:2], ["T\npassage"], AbsorbSettings(lines="beside")) == (texts[:2], [])  # no passage
     with pytest.raises(ValueError):
-        AbsorbSettings("sideways")
+        AbsorbSettings(lines="sideways")
 
 
 def test_jsonl_log_keeps_a_record_holding_a_line_separator(tmp_path):
@@ -299,3 +299,44 @@ def test_jsonl_log_keeps_a_record_holding_a_line_separator(tmp_path):
     assert "\u2028" in path.read_text(encoding="utf-8")  # written raw
     assert list(JsonlLog(path, key=lambda r: r["id"])) == records
     assert read_records(path) == records
+
+
+def test_plan_distill_turns_material_into_study_items_and_sft_into_texts(tiny_tokenizer):
+    from agent.absorb import Material, plan, study_pairs
+    from agent.config import AbsorbSettings
+    from student.config import TrainSettings
+    chunk = "The red stone lies high up on the old tower of the town. Nobody has ever climbed up to it."
+    m = Material("Towers\n" + chunk, ["Towers\n" + chunk, "Towers\nA line about it."],
+                 study_pairs(chunk, ["Where is the red stone?"], ["On the old tower."], AbsorbSettings(method="distill")))
+    assert m.qa == [("Where is the red stone?", "On the old tower."),
+                    ('Continue this sentence from the passage: "The red stone lies high up ..."',
+                     "on the old tower of the town."),
+                    ('Continue this sentence from the passage: "Nobody has ever climbed ..."', "up to it.")]
+    sft = plan([m], AbsorbSettings(), TrainSettings())
+    assert sft.texts == ["Towers\n" + chunk] and sft.side == ["Towers\nA line about it."] and sft.study == []
+    distill = plan([m], AbsorbSettings(method="distill"), TrainSettings(), tiny_tokenizer)
+    assert distill.texts == [] and len(distill.study) == 5
+    assert {s.context.strip() for s in distill.study} == {m.context}
+    assert distill.study[0].suffix == "Towers\n" + chunk and distill.study[0].prefix == ""
+    assert distill.study[2].suffix.endswith("On the old tower.")  # the answer ends the item, after the question
+    only_texts = plan([m], AbsorbSettings(method="distill", study="texts"), TrainSettings(), tiny_tokenizer)
+    assert [s.suffix for s in only_texts.study] == m.texts
+    with pytest.raises(ValueError):
+        AbsorbSettings(method="distill", study="texts,guesses")
+
+
+def test_distill_bench_rows_open_book_and_base_train_nothing(tmp_path, data_file):
+    """Under absorb.method = distill the bench writes study material (teacher questions answered open-book) once,
+    trains the passage row on study items, and the base and open-book rows train nothing."""
+    cfg = tiny_config(tmp_path / "home")
+    cfg.absorb.method, cfg.absorb.questions = "distill", 2
+    doc = run_bench(tmp_path, data_file, "o", conditions=("base", "open-book", "passage"), cfg=cfg)
+    assert {r["condition"] for r in doc["rows"]} == {"base", "open-book", "passage"}
+    study = [json.loads(line) for line in (tmp_path / "o" / "study.jsonl").read_text().splitlines()]
+    assert sorted(r["passage"] for r in study) == [0, 1]
+    records = [json.loads(line) for line in (tmp_path / "o" / "results.jsonl").read_text().splitlines()]
+    steps = {(r["condition"], r["seed"]): r["edits"][0]["steps"] for r in records}
+    assert steps[("base", 0)] == 0 and steps[("open-book", 0)] == 0
+    assert steps[("passage", 0)] >= 1 and ("open-book", 1) not in steps  # one seed for the untrained rows
+    run = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert run["absorb"]["method"] == "distill" and run["format"] == 2

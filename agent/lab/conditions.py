@@ -11,14 +11,15 @@ from teacher.config import ParseSettings
 from ..errors import BadInput
 from .squad import DATA_REF, Passage, reference_name
 
-KINDS = ("base", "passage", "teacher", "ref")
+KINDS = ("base", "open-book", "passage", "teacher", "ref")
 DEFAULT_CONDITIONS = ("base", "passage", "teacher", "ref:gpt4.1", "ref:qwen-base", "ref:seal-rl")
 
 
 @dataclass(frozen=True)
 class Condition:
-    name: str          # canonical row name: base | passage | teacher:FAMILY | teacher:ADAPTER | ref:NAME
-    kind: str          # base | passage | teacher | ref
+    name: str          # canonical row name: base | open-book | passage | teacher:FAMILY | teacher:ADAPTER | ref:NAME
+    kind: str          # base | open-book (the base model with the passage in its context: the ceiling) | passage
+                       # | teacher | ref
     family: str = ""   # prompt family of the self-edits (teacher, ref)
     adapter: str = ""  # trained teacher version (teacher:ADAPTER)
     ref: str = ""      # reference shortcut, path, or "data"
@@ -30,14 +31,14 @@ class Condition:
     @property
     def seed_invariant(self) -> bool:
         """No update: every training seed gives the same answers, so one seed is enough."""
-        return self.kind == "base"
+        return self.kind in ("base", "open-book")
 
 
 def parse_condition(spec: str, default_family: str, teacher_ids: Callable[[], Iterable[str]],
                     adapter_family: Callable[[str], str]) -> Condition:
     spec = spec.strip()
     kind, _, arg = spec.partition(":")
-    if kind in ("base", "passage") and not arg:
+    if kind in ("base", "open-book", "passage") and not arg:
         return Condition(kind, kind)
     if kind == "teacher":
         if not arg or arg in FAMILIES:
@@ -50,7 +51,7 @@ def parse_condition(spec: str, default_family: str, teacher_ids: Callable[[], It
     if kind == "ref":
         name = reference_name(arg)
         return Condition(f"ref:{name}", "ref", ref=name)
-    raise BadInput(f"unknown condition {spec!r}: use base, passage, teacher[:FAMILY|:ADAPTER], "
+    raise BadInput(f"unknown condition {spec!r}: use base, open-book, passage, teacher[:FAMILY|:ADAPTER], "
                    f"ref[:gpt4.1|:qwen-base|:seal-rl|:PATH]")
 
 
@@ -71,7 +72,7 @@ def parse_conditions(specs: Iterable[str], default_family: str, teacher_ids: Cal
 
 def self_edit_texts(cond: Condition, passage: Passage, completions: list[str], parse: ParseSettings) -> list[list[str]]:
     """Training texts for each self-edit of ``passage`` under ``cond`` (base: one empty self-edit)."""
-    if cond.kind == "base":
+    if cond.kind in ("base", "open-book"):
         return [[]]
     if cond.kind == "passage":
         return [[passage.text]]

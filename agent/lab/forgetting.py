@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from teacher.parsing import parse_completion, passage_text
 
-from ..absorb import absorb, plan
+from ..absorb import Material, absorb, plan, study_pairs
 from ..absorb import fingerprint as absorb_fingerprint
 from .forgetting_report import strategy_key, write_outputs
 from .runlog import JsonlLog, check_run_file
@@ -105,6 +105,7 @@ class SweepDoc:
     golds: list[str]
     texts: list[str]                            # what the student trains on for this document
     passage: str                                # the passage's own text among them ([absorb] lines)
+    chunk: str = ""                             # the passage without its title (distill's sentence cues)
 
 
 @dataclass
@@ -221,7 +222,8 @@ class ForgettingSweep:
         chosen = choose_documents(every, o.docs, o.seed)
         texts = self._texts(chosen)
         self.docs = [SweepDoc(p.index, p.title, list(p.questions), list(p.golds), t,
-                              passage_text(p.title, p.context, self.cfg.parse)) for p, t in zip(chosen, texts)]
+                              passage_text(p.title, p.context, self.cfg.parse), p.context)
+                     for p, t in zip(chosen, texts)]
         self.data, self.digest = data, data_digest(every)
         self.general = general_eval_texts() if o.perplexity else []
         check_run_file(self.out / "run.json", self.fingerprint(), "sweep")
@@ -334,7 +336,9 @@ class ForgettingSweep:
                 self.student.reset(seed)
             self.emit(Stage("train", f"{label} run {run + 1} doc {k}/{T}: {len(doc.texts)}+{len(extra.texts)} texts"
                                       + (f", {len(extra.anchor)} anchor" if extra.anchor else "")))
-            update = plan(doc.texts, [doc.passage], self.cfg.absorb, settings)  # as ingest trains a document
+            qa = study_pairs(doc.chunk, [], [], self.cfg.absorb) if self.cfg.absorb.method == "distill" else []
+            update = plan([Material(doc.passage, doc.texts, qa)], self.cfg.absorb, settings, self.student.tokenizer,
+                          question_format=self.cfg.answer.question_format)  # as ingest trains a document
             result = absorb(self.student, update, extra,
                             on_step=lambda st, tot, ep, loss: self.emit(TrainStep(st, tot, ep, loss)))
             stream.extend(doc.texts)

@@ -22,7 +22,7 @@ from student.config import QUESTION_FORMATS
 from student.innerloop import Candidate, CandidateResult, evaluate
 from teacher.parsing import passage_text
 
-from ..absorb import fingerprint as absorb_fingerprint, plan
+from ..absorb import Material, fingerprint as absorb_fingerprint, plan, study_pairs
 from ..config import Config
 from ..errors import BadInput
 from ..models import free_memory, load_model, load_teacher, teacher_versions
@@ -109,6 +109,8 @@ class KnowledgeBench:
         self.formats: list[str] = []
         self.seeds: list[int] = []
         self.gen_seconds: dict[str, float] = {}
+        self.qa: dict[int, list[tuple[str, str]]] = {}  # passage index -> distill's question-answer material
+        self._model = None                              # the student (model, tokenizer), once loaded
         self.digest = ""
         self.device = ""
 
@@ -218,6 +220,55 @@ class KnowledgeBench:
         loaded.clear()
         free_memory()
 
+    def student_model(self):
+        """The student (model, tokenizer), loaded once for the run."""
+        if self._model is None:
+            self.emit(Stage("load", f"student model ({self.cfg.models.student})"))
+            self._model = self.load_student()
+            self.device = str(next(self._model[0].parameters()).device)
+        return self._model
+
+    def open_book(self, questions: list[str], contexts: list[str], fmt: Optional[str] = None) -> list[str]:
+        """The base model's greedy answers with each context before its question (the open-book prompt)."""
+        from student.inference import generate_greedy, question_prompts
+        model, tok = self.student_model()
+        answer = self.cfg.answer
+        prompts = question_prompts(tok, questions, fmt or answer.question_format, contexts)
+        return generate_greedy(model, tok, prompts, answer.max_new_tokens, answer.batch_size)
+
+    def generate_study(self) -> None:
+        """Distill's question-answer material per passage (:func:`agent.absorb.write_material`): the untrained
+        teacher's questions answered by the base model with the passage in context, cached in study.jsonl."""
+        a = self.cfg.absorb
+        if a.method != "distill" or self.opts.report_only:
+            return
+        cache = JsonlLog(self.out / "study.jsonl", lambda r: r["passage"])
+        mine = [p for i, p in enumerate(self.passages) if self._mine(i // self._chunk()) or self.opts.mode == "cpt"]
+        todo = [p for p in mine if p.index not in cache]
+        if todo and "questions" in a.study_set and a.questions > 0:
+            from teacher.backend import TransformersBackend
+            from teacher.selfedit import Teacher
+            self.emit(Stage("load", f"teacher model ({self.cfg.models.teacher}) for study questions"))
+            model, tok = self.load_teacher("")
+            teacher = Teacher(TransformersBackend(model, tok), tok, self.cfg.teacher, self.cfg.parse)
+            written = {}
+            for done, start in enumerate(range(0, len(todo), 16)):
+                self.emit(Progress("study questions", done * 16, len(todo)))
+                for p in todo[start: start + 16]:
+                    written[p.index] = teacher.write_questions(p.title, p.context, n=a.questions)
+            del teacher, model
+            free_memory()
+            flat = [(p, q) for p in todo for q in written[p.index]]
+            self.emit(Stage("study", f"open-book answers to {len(flat)} study questions"))
+            answers = self.open_book([q for _, q in flat], [passage_text(p.title, p.context, self.cfg.parse)
+                                                            for p, _ in flat])
+            for p in todo:
+                pairs = [(q, ans) for (pp, q), ans in zip(flat, answers) if pp is p]
+                cache.append({"passage": p.index, "questions": [q for q, _ in pairs], "answers": [x for _, x in pairs]})
+        for p in mine:
+            rec = cache.get(p.index) or {"questions": [], "answers": []}
+            self.qa[p.index] = study_pairs(p.context, rec["questions"], rec["answers"], a)
+
     # ---- units --------------------------------------------------------------------------------------------------
     def _chunk(self) -> int:
         """Passages per teacher generate call (each call is seeded by its chunk number)."""
@@ -239,11 +290,16 @@ class KnowledgeBench:
         comps = self.completions.get(cond.name) or [[] for _ in self.passages]
         return [self_edit_texts(cond, p, c, self.cfg.parse) for p, c in zip(self.passages, comps)]
 
-    def _candidate(self, texts: list[str], passages: list[Passage], questions: list[str], golds: list[str],
-                   settings, tag: str) -> Candidate:
-        """An update on ``texts`` (``[absorb] lines`` decides which are planned and which go beside)."""
-        own = [passage_text(p.title, p.context, self.cfg.parse) for p in passages]
-        return plan(texts, own, self.cfg.absorb, settings, questions, golds, tag)
+    def _candidate(self, cond: Condition, texts: list[list[str]], passages: list[Passage], questions: list[str],
+                   golds: list[str], settings, tag: str, fmt: str) -> Candidate:
+        """The update that learns ``texts[i]`` of ``passages[i]`` (through :func:`agent.absorb.plan`); none for the
+        rows that train nothing (base, open-book)."""
+        if cond.seed_invariant:
+            return Candidate([], list(questions), list(golds), settings, tag)
+        material = [Material(passage_text(p.title, p.context, self.cfg.parse), t, self.qa.get(p.index, []))
+                    for p, t in zip(passages, texts)]
+        tok = self._model[1] if self._model else None
+        return plan(material, self.cfg.absorb, settings, tok, questions, golds, tag, fmt)
 
     def units(self) -> list[Unit]:
         """Every unit of work, ordered so that an interrupted run has whole passages done (all conditions)."""
@@ -259,8 +315,9 @@ class KnowledgeBench:
                         if cond.seed_invariant and seed != self.seeds[0]:
                             continue
                         settings = dataclasses.replace(self.cfg.train, seed=seed)
-                        cand = self._candidate(merged_texts(texts[cond.name]), self.passages, questions, golds,
-                                               settings, f"{cond.name}:{fmt}:{key}:seed{seed}")
+                        per_passage = [merged_texts([edits]) for edits in texts[cond.name]]
+                        cand = self._candidate(cond, per_passage, self.passages, questions, golds, settings,
+                                               f"{cond.name}:{fmt}:{key}:seed{seed}", fmt)
                         units.append(Unit(cond, fmt, key, seed, [cand]))
             return [u for j, u in enumerate(units) if self._mine(j)]
         for fmt in self.formats:
@@ -272,13 +329,28 @@ class KnowledgeBench:
                         if cond.seed_invariant and seed != self.seeds[0]:
                             continue
                         settings = dataclasses.replace(self.cfg.train, seed=seed)
-                        cands = [self._candidate(t, [p], p.questions, p.golds, settings,
-                                                 f"{cond.name}:{fmt}:{p.index}:{e}:seed{seed}")
+                        cands = [self._candidate(cond, [t], [p], p.questions, p.golds, settings,
+                                                 f"{cond.name}:{fmt}:{p.index}:{e}:seed{seed}", fmt)
                                  for e, t in enumerate(texts[cond.name][i])]
                         units.append(Unit(cond, fmt, p.index, seed, cands))
         return units
 
     # ---- run ----------------------------------------------------------------------------------------------------
+    def _open_book_result(self, unit: Unit) -> CandidateResult:
+        """The open-book row: the base model answers with its passage(s) in context, nothing trained."""
+        from student.grading import grade, mean_grade
+        t0 = time.perf_counter()
+        by_index = {p.index: p for p in self.passages}
+        ps = self.passages if unit.passage not in by_index else [by_index[unit.passage]]
+        questions = [q for p in ps for q in p.questions]
+        contexts = [passage_text(p.title, p.context, self.cfg.parse) for p in ps for _ in p.questions]
+        golds = [g for p in ps for g in p.golds]
+        answers = self.open_book(questions, contexts, unit.fmt)
+        grades = [grade(a, g) for a, g in zip(answers, golds)]
+        m = mean_grade(grades)
+        return CandidateResult(unit.condition.name, answers, grades, m.contains, m.f1, m.em, float("nan"), [], 0, 0,
+                               time.perf_counter() - t0)
+
     def _record(self, unit: Unit, results: list[CandidateResult], wall: float) -> dict:
         edits = [{"texts": c.n_texts, "steps": r.steps, "tokens": r.tokens, "seconds": r.seconds,
                   "loss_first": r.losses[0] if r.losses else None, "loss_last": r.losses[-1] if r.losses else None,
@@ -293,20 +365,27 @@ class KnowledgeBench:
         started = time.time()
         log = JsonlLog(self.out / "results.jsonl", record_key, repair=not self.opts.report_only)
         self.generate_self_edits()
+        self.generate_study()
         units = self.units()
         pending = [] if self.opts.report_only else [u for u in units if u.key not in log]
         engine = self.opts.engine
         from ..models import pick_device
         device = str(pick_device(self.cfg.models.device))
         if pending:
-            self.emit(Stage("load", f"student model ({self.cfg.models.student})"))
-            model, tok = self.load_student()
-            device = self.device = str(next(model.parameters()).device)
+            model, tok = self.student_model()
+            device = self.device
             record_machine(self.out, device)
             if len(pending) < len(units):
                 self.emit(Message("info", f"resuming: {len(units) - len(pending)} of {len(units)} results already in {self.out}"))
             target = 1 if engine == "sequential" else self.opts.group  # fill the batched engine's groups
             done = len(units) - len(pending)
+            for u in [u for u in pending if u.condition.kind == "open-book"]:
+                pending.remove(u)
+                rec = self._record(u, [self._open_book_result(u)], 0.0)
+                log.append(rec)
+                done += 1
+                if self.on_record is not None:
+                    self.on_record(rec, done, len(units))
             for fmt in self.formats:
                 answer = dataclasses.replace(self.cfg.answer, question_format=fmt)
                 todo = [u for u in pending if u.fmt == fmt]
@@ -332,6 +411,7 @@ class KnowledgeBench:
                             self.on_record(rec, done, len(units))
             self.emit(Progress("knowledge", done, len(units)))
             del model
+            self._model = None
             free_memory()
         return self.finish(log, engine, device, time.time() - started)
 

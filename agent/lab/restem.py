@@ -47,7 +47,7 @@ from teacher.policy import attach_policy, detach_policy, train_policy
 from teacher.prompts import FAMILIES
 from teacher.selfedit import Teacher, passage_share, self_edit_from_completion
 
-from ..absorb import fingerprint as absorb_fingerprint, plan
+from ..absorb import Material, fingerprint as absorb_fingerprint, plan, study_pairs
 from .runlog import JsonlLog, atomic_write, check_run_file, teacher_identity, train_identity
 from .squad import Passage, data_digest
 from ..config import Config
@@ -299,18 +299,19 @@ class Restem:
         Candidates are evaluated in fixed chunks of ``group`` (baselines first, then the edits by passage, sample,
         seed), so a resumed run batches them as an uninterrupted one would."""
         units: list[tuple[dict, Candidate]] = []
+        tok = self.student.get(student_version)[1] if self.cfg.absorb.method == "distill" else None
         for p in passages:
             for s in self.seeds:
                 head = {"set": set_, "kind": "passage", "round": -1, "student": sv, "passage": p.index, "sample": -1,
                         "seed": s}
-                units.append((head, self._candidate(head, [p.text], p, s)))
+                units.append((head, self._candidate(head, [p.text], p, s, tok)))
         for p in passages:
             for j, completion in enumerate(samples[p.index]["completions"][:k]):
                 texts = self._texts(p, completion)
                 for s in self.seeds:
                     head = {"set": set_, "kind": "edit", "round": rnd, "student": sv, "passage": p.index, "sample": j,
                             "seed": s}
-                    units.append((head, self._candidate(head, texts, p, s)))
+                    units.append((head, self._candidate(head, texts, p, s, tok)))
         g = self.opts.group
         chunks = [units[i: i + g] for i in range(0, len(units), g)]
         done = sum(1 for head, _ in units if eval_key(head) in self.evals)
@@ -337,10 +338,14 @@ class Restem:
                     self._sweep_rewards(rnd, passages, k)
         self.emit(Progress(task, len(units), len(units)))
 
-    def _candidate(self, head: dict, texts: list[str], p: Passage, seed: int) -> Candidate:
+    def _candidate(self, head: dict, texts: list[str], p: Passage, seed: int, tok=None) -> Candidate:
+        """The update that learns ``texts`` (distill: with the passage's sentence cues; the teacher's questions
+        are not written for rewards)."""
         tag = ":".join(f"{k}{head[k]}" for k in ("set", "kind", "round", "student", "passage", "sample", "seed"))
-        return plan(texts, [passage_text(p.title, p.context, self.cfg.parse)], self.cfg.absorb,
-                    dataclasses.replace(self.cfg.train, seed=seed), p.questions, p.golds, tag)
+        qa = study_pairs(p.context, [], [], self.cfg.absorb) if self.cfg.absorb.method == "distill" else []
+        material = [Material(passage_text(p.title, p.context, self.cfg.parse), texts, qa)]
+        return plan(material, self.cfg.absorb, dataclasses.replace(self.cfg.train, seed=seed), tok, p.questions,
+                    p.golds, tag, self.cfg.answer.question_format)
 
     def _scores(self, set_: str, kind: str, rnd: int, sv: int, p: int, j: int) -> dict[int, Score]:
         found = {}
