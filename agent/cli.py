@@ -158,12 +158,9 @@ def demo(ctx: typer.Context):
     from .config import load_config
     from .core import Agent
     from .ingest import Ingest
-    from .models import model_cache
     from .render import answers_table
-    import os
 
-    st = state(ctx)
-    os.environ.setdefault("SEAL_AGENT_MODEL_CACHE", str(model_cache(st.home)))
+    st = state(ctx)  # the model comes from the shared cache (agent.models.model_cache), converted once per machine
     sample = Path(__file__).parent / "data" / "sample.json"
     tmp = Path(tempfile.mkdtemp(prefix="seal-agent-demo-"))
     try:

