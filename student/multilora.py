@@ -48,11 +48,11 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .batching import (batch_nll, default_max_tokens, default_overhead, micro_batches, model_device, pad_batch,
-                       pad_id_of, tokenize_texts, training_autocast)
+                       pad_id_of, tokenize_prompted, tokenize_texts, training_autocast)
 from .config import AnswerSettings, LoraSettings, TrainSettings
 from .inference import answer_sequences, generate_greedy, mean_per_token, question_prompts, sequences_nll
 from .student import lora_config
-from .trainer import TrainResult, batch_plan, in_turn, lr_schedule, make_adamw
+from .trainer import TrainResult, batch_plan, in_turn, lr_schedule, make_adamw, n_targets
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 PEFT_PREFIX = "base_model.model."
@@ -405,12 +405,17 @@ class _Plan:
     steps: list[list[int]]  # sequence indices per step
     lrs: list[float]  # learning rate per step
     per_epoch: int
+    labels: list[list[int]]  # targets per sequence (-100 on a prompt not learned)
 
 
-def _plan(tokenizer, texts: Sequence[str], settings: TrainSettings) -> _Plan:
-    seqs = tokenize_texts(tokenizer, texts, settings.max_len, add_eos=True)
+def _plan(tokenizer, texts: Sequence[str], settings: TrainSettings, prompt_chars=None) -> _Plan:
+    if prompt_chars is None:
+        seqs = labels = tokenize_texts(tokenizer, texts, settings.max_len, add_eos=True)
+    else:
+        seqs, labels = tokenize_prompted(tokenizer, texts, prompt_chars, settings.max_len)
     steps = batch_plan(len(seqs), settings) if seqs else []
-    return _Plan(seqs, steps, lr_schedule(settings, len(steps)), math.ceil(len(seqs) / settings.batch_size) or 1)
+    return _Plan(seqs, steps, lr_schedule(settings, len(steps)), math.ceil(len(seqs) / settings.batch_size) or 1,
+                 labels)
 
 
 def train_many(
@@ -422,8 +427,12 @@ def train_many(
     overhead: Optional[int] = None,
     on_step: Optional[ManyStepCallback] = None,
     side: Optional[Sequence[Sequence[str]]] = None,
+    prompt_chars: Optional[Sequence[Optional[Sequence[int]]]] = None,
 ) -> list[TrainResult]:
     """Train adapter k of ``multi`` on ``texts[k]`` with ``settings[k]``, all adapters in the same passes.
+
+    ``prompt_chars[k]`` (optional): per text of ``texts[k]``, a prompt prefix not learned (as in
+    :func:`student.trainer.train_adapter`); None = whole texts.
 
     ``side[k]`` (optional): texts learned beside ``texts[k]`` as :func:`student.trainer.train_adapter`'s
     ``side``: each step adds ``settings[k].side_weight`` x the mean NLL of its share of them (in turn).
@@ -447,7 +456,8 @@ def train_many(
     n = len(texts)
     if n == 0:
         return []
-    plans = [_plan(tokenizer, t, s) for t, s in zip(texts, settings)]
+    prompt_chars = [None] * len(texts) if prompt_chars is None else prompt_chars
+    plans = [_plan(tokenizer, t, s, p) for t, s, p in zip(texts, settings, prompt_chars)]
     sides = [tokenize_texts(tokenizer, x, s.max_len, add_eos=True) if x and s.side_weight > 0 else []
              for x, s in zip(side, settings)]
     side_per_step = [math.ceil(len(x) / p.per_epoch) for x, p in zip(sides, plans)]
@@ -470,22 +480,25 @@ def train_many(
             active = [k for k in range(n) if step < len(plans[k].steps)]
             # rows of this step: each adapter's batch, then its share of side texts; each row's weight makes the
             # adapter's loss its batch's mean token NLL + side_weight x the side rows' mean (targets: len - 1)
-            seqs, owner, weight = [], [], []
+            seqs, targets, owner, weight = [], [], [], []
             counts = torch.zeros(multi.k, dtype=torch.float64)
             for k in active:
                 own = [plans[k].seqs[i] for i in plans[k].steps[step]]
-                counts[k] = sum(len(q) - 1 for q in own)
+                own_targets = [plans[k].labels[i] for i in plans[k].steps[step]]
+                counts[k] = sum(n_targets(q) for q in own_targets)
                 extra = in_turn(sides[k], step + 1, side_per_step[k]) if sides[k] else []
                 n_extra = sum(len(q) - 1 for q in extra)
-                for rows, w in ((own, 1.0 / max(1, counts[k])), (extra, settings[k].side_weight / max(1, n_extra))):
+                for rows, rows_targets, w in ((own, own_targets, 1.0 / max(1, counts[k])),
+                                              (extra, extra, settings[k].side_weight / max(1, n_extra))):
                     seqs.extend(rows)
+                    targets.extend(rows_targets)
                     owner.extend([k] * len(rows))
                     weight.extend([float(w)] * len(rows))
             step_nll = torch.zeros(multi.k, dtype=torch.float64, device=device)
             lengths = [len(s) for s in seqs]
             for rows in micro_batches(lengths, max_tokens, overhead):
                 rows = sorted(rows, key=lambda i: owner[i])  # grouped by adapter: often no scatter needed
-                batch = pad_batch([seqs[i] for i in rows], pad_id)
+                batch = pad_batch([seqs[i] for i in rows], pad_id, labels=[targets[i] for i in rows])
                 index = [owner[i] for i in rows]
                 multi.route(index)
                 with training_autocast(model, settings[0].autocast):  # one forward serves every adapter

@@ -105,13 +105,14 @@ class Student:
         on_step: Optional[StepCallback] = None,
         anchor: Sequence[str] = (),
         side: Sequence[str] = (),
+        prompt_chars: Optional[Sequence[int]] = None,
     ) -> TrainResult:
         """Train the in-memory adapter on ``texts``, rehearsing ``replay`` texts and learning ``side`` texts beside
-        them, and holding its predictions on ``anchor`` texts to the base model's (see
-        :func:`~student.trainer.train_adapter`)."""
+        them, and holding its predictions on ``anchor`` texts to the base model's; ``prompt_chars``: per text, a
+        prompt prefix not learned (see :func:`~student.trainer.train_adapter`)."""
         self.model.set_adapter(ADAPTER_NAME)
         return train_adapter(self.model, self.tokenizer, texts, settings or TrainSettings(), on_step, anchor=anchor,
-                             replay=replay, side=side)
+                             replay=replay, side=side, prompt_chars=prompt_chars)
 
     # inference -----------------------------------------------------------
     def _adapter(self, base: bool):

@@ -12,8 +12,8 @@ from typing import Callable, Optional, Sequence
 import torch
 from transformers import get_scheduler
 
-from .batching import (anchor_kl, batch_nll, default_max_tokens, default_overhead, micro_batches, model_device,
-                       pad_batch, pad_id_of, tokenize_texts, training_autocast)
+from .batching import (IGNORE_INDEX, anchor_kl, batch_nll, default_max_tokens, default_overhead, micro_batches,
+                       model_device, pad_batch, pad_id_of, tokenize_prompted, tokenize_texts, training_autocast)
 from .config import TrainSettings
 
 StepCallback = Callable[[int, int, int, float], None]
@@ -83,6 +83,11 @@ def lr_schedule(settings: TrainSettings, total: int) -> list[float]:
     return lrs
 
 
+def n_targets(labels: Sequence[int]) -> int:
+    """Tokens a sequence is trained to predict (its first token is never a target; -100 labels are skipped)."""
+    return sum(1 for x in labels[1:] if x != IGNORE_INDEX)
+
+
 def train_adapter(
     model,
     tokenizer,
@@ -94,8 +99,12 @@ def train_adapter(
     anchor: Sequence[str] = (),
     replay: Sequence[str] = (),
     side: Sequence[str] = (),
+    prompt_chars: Optional[Sequence[int]] = None,
 ) -> TrainResult:
     """Train the trainable parameters of ``model`` on ``texts`` (eos appended, loss on real tokens).
+
+    ``prompt_chars`` (optional, one per text): the first that many characters of a text are a prompt whose tokens
+    are not learned (:func:`~student.batching.tokenize_prompted`); 0 = the whole text.
 
     AdamW over trainable parameters only, warmup + decay schedule, gradient clipping; seeded with
     ``torch.manual_seed(settings.seed)`` and a seeded shuffle of the texts each epoch. Each step's batch runs
@@ -114,7 +123,11 @@ def train_adapter(
     """
     start = time.perf_counter()
     result = TrainResult()
-    seqs = tokenize_texts(tokenizer, texts, settings.max_len, add_eos=True)
+    if prompt_chars is None:
+        seqs = tokenize_texts(tokenizer, texts, settings.max_len, add_eos=True)
+        labels = seqs
+    else:
+        seqs, labels = tokenize_prompted(tokenizer, texts, prompt_chars, settings.max_len)
     if not seqs or settings.epochs == 0:
         result.seconds = time.perf_counter() - start
         return result
@@ -143,12 +156,14 @@ def train_adapter(
     # A step's batch runs in micro-batches of similar length, gradients accumulating, normalised by the
     # whole step's target tokens: the same update as one padded batch, without padding a dozen short
     # lines to the passage that is appended to every self-edit (2x faster for a 17-text edit on a CPU).
-    def mean_nll_backward(rows: list[list[int]], weight: float = 1.0):
-        """Backward of ``weight`` x the rows' mean token NLL, in micro-batches; returns it (detached)."""
-        count, total = max(1, sum(len(r) - 1 for r in rows)), 0.0
+    def mean_nll_backward(rows: list[list[int]], weight: float = 1.0, targets: Optional[list[list[int]]] = None):
+        """Backward of ``weight`` x the rows' mean token NLL (on ``targets``, default the rows themselves), in
+        micro-batches; returns it (detached)."""
+        targets = rows if targets is None else targets
+        count, total = max(1, sum(n_targets(t) for t in targets)), 0.0
         for part in micro_batches([len(r) for r in rows], max_tokens, overhead):
             with autocast:
-                nll, _ = batch_nll(model, pad_batch([rows[j] for j in part], pad_id))
+                nll, _ = batch_nll(model, pad_batch([rows[j] for j in part], pad_id, labels=[targets[j] for j in part]))
             part_loss = weight * nll.sum() / count
             part_loss.backward()
             total = total + part_loss.detach()
@@ -159,7 +174,7 @@ def train_adapter(
     try:
         for step, idx in enumerate(plan, 1):
             epoch = (step - 1) // per_epoch + 1
-            step_loss = mean_nll_backward([seqs[i] for i in idx])
+            step_loss = mean_nll_backward([seqs[i] for i in idx], targets=[labels[i] for i in idx])
             for ids, share, weight in beside:
                 step_loss = step_loss + mean_nll_backward(in_turn(ids, step, share), weight)
             if anchors:
@@ -174,7 +189,7 @@ def train_adapter(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             result.losses.append(loss)
-            result.tokens += sum(len(seqs[i]) - 1 for i in idx)
+            result.tokens += sum(n_targets(labels[i]) for i in idx)
             if on_step is not None:
                 on_step(step, total, epoch, loss)
         result.steps = total
