@@ -372,3 +372,37 @@ def test_bench_resumes_after_a_kill(tmp_path):
     assert bench(rows, path, job) == results and calls == []  # all done: nothing runs
     s = summarize(results)
     assert s["short"]["rows"] == 2 and s["in_context"]["rows"] == 2
+
+
+def test_restem_round_samples_once_rewards_and_keeps_the_winners(tmp_path):
+    from agent.lab.arc.restem import restem_round
+    tasks = {"tiny": tiny_task(), "demo": demo_task(3)}
+    completions = [json.dumps(SHORT.to_json()), "I think {oops", json.dumps(DEFAULT_CONFIG.to_json())]
+
+    class FakeBackend:
+        calls = 0
+
+        def generate(self, prompts, n, max_new_tokens, temperature, top_p, seed, on_text=None, no_repeat_ngram=0):
+            FakeBackend.calls += 1
+            assert n == 3 and max_new_tokens == 128 and temperature == 0.8
+            return [list(completions) for _ in prompts]
+
+    jobs = []
+
+    def job(rows):  # reward 1 for the short configuration on "tiny" only
+        jobs.append(len(rows))
+        out = []
+        for r in rows:
+            solved = r.task_id == "tiny" and r.config == SHORT
+            out.append({"key": result_key(r.task_id, r.label, r.seed), "task_id": r.task_id, "label": r.label,
+                        "status": "ok" if r.config else "invalid", "solved": solved})
+        return out
+
+    tok = make_tiny_tokenizer()
+    summary = restem_round(FakeBackend(), tok, tasks, job, tmp_path, 1, k=3)
+    assert summary["samples"] == 6 and summary["valid"] == 4 and summary["solved_tasks"] == 1
+    [(prompt, completion)] = summary["pairs"]
+    assert completion == completions[0] and prompt.startswith("<|system|>") and "Input:\n1 2\n3 4\n" in prompt
+    assert jobs == [3, 3]  # one job per task: its configurations train together
+    again = restem_round(FakeBackend(), tok, tasks, job, tmp_path, 1, k=3)
+    assert FakeBackend.calls == 1 and jobs == [3, 3] and again == summary  # resumed: no new samples, no new solves
