@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from agent.lab.arc import augment as A
-from agent.lab.arc.predict import Query, decide, max_new_tokens_for, predict, queries, vote
+from agent.lab.arc.predict import decide, max_new_tokens_for, predict, queries, vote
 from agent.lab.arc.solve import (IN_CONTEXT, Row, bench, local_solver, read_results, result_key, solve,
                                  summarize)
 from agent.lab.arc.tasks import (Example, Task, as_grid, exact_match, grid_to_text, load_split, pass_at_2,

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
-from student.config import LoraSettings, TrainSettings
+from student.config import AnswerSettings, LoraSettings, TrainSettings
 from student.inference import generate_greedy
 from student.innerloop import peft_student, preserved
 from student.multilora import MultiLoRA, train_many
-from student.config import AnswerSettings
 from teacher.arc_config import ArcConfig
 
 from .augment import INVERTIBLE, Augmentation
