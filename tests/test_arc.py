@@ -406,3 +406,18 @@ def test_restem_round_samples_once_rewards_and_keeps_the_winners(tmp_path):
     assert jobs == [3, 3]  # one job per task: its configurations train together
     again = restem_round(FakeBackend(), tok, tasks, job, tmp_path, 1, k=3)
     assert FakeBackend.calls == 1 and jobs == [3, 3] and again == summary  # resumed: no new samples, no new solves
+
+
+def test_single_demo_task_is_refused_and_unknown_outputs_are_ungraded(tmp_path):
+    from agent.lab.arc.tasks import load_task_file
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps({"train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [{"input": [[3, 4]]}]}))
+    task = load_task_file(path)
+    assert task.id == "one" and task.test[0].output is None
+    assert load_task_file(tmp_path / "missing.json") is None
+    assert ttt_data(task, DEFAULT_CONFIG).refused == "no training example fits"
+    tok = make_tiny_tokenizer()
+    rows = solve(make_tiny_model(tok), tok, task, [DEFAULT_CONFIG, IN_CONTEXT], lora=LoraSettings(r=4, alpha=8))
+    assert [r["status"] for r in rows] == ["refused", IN_CONTEXT]
+    assert all(r["solved"] is None and r["passed"] is None for r in rows)
+    assert len(rows[1]["attempts"]) == 1
