@@ -43,6 +43,31 @@ def tokenize_texts(
     return out
 
 
+def tokenize_prompted(
+    tokenizer, texts: Sequence[str], prompt_chars: Sequence[int], max_len: int, add_eos: bool = True
+) -> tuple[list[list[int]], list[list[int]]]:
+    """(token ids, labels) per text whose first ``prompt_chars[i]`` characters are a prompt not to be learned.
+
+    The prompt and the rest are tokenized apart, as generation sees them (the prompt alone, then the continuation),
+    and the labels are -100 on the prompt's tokens. ``prompt_chars[i] <= 0``: the whole text is learned, tokenized
+    as :func:`tokenize_texts` does. Both are cut to ``max_len``.
+    """
+    if len(prompt_chars) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(prompt_chars)} prompt lengths")
+    seqs, labels = [], []
+    for text, n, ids in zip(texts, prompt_chars, tokenize_texts(tokenizer, texts, max_len, add_eos)):
+        if n > 0:
+            prompt = list(tokenizer(text[:n], add_special_tokens=True)["input_ids"])
+            rest = list(tokenizer(text[n:], add_special_tokens=False)["input_ids"]) if text[n:] else []
+            rest += [int(tokenizer.eos_token_id)] if add_eos else []
+            ids = (prompt + rest)[:max_len]
+            labels.append(([IGNORE_INDEX] * len(prompt) + rest)[:max_len])
+        else:
+            labels.append(list(ids))
+        seqs.append(ids)
+    return seqs, labels
+
+
 def pad_batch(
     seqs: Sequence[Sequence[int]],
     pad_id: int,

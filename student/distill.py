@@ -158,24 +158,44 @@ class StudyRow:
         return self.tokens.student_ids
 
 
-Row = Union[Sequence[int], StudyRow]
-"""A training row: a text's token ids (next-token NLL) or a :class:`StudyRow` (KL to its targets)."""
+@dataclass(frozen=True)
+class MaskedRow:
+    """A training text whose prompt is not learned: ``labels`` are IGNORE_INDEX on the prompt's tokens."""
+
+    ids: list[int]
+    labels: list[int]
+
+
+Row = Union[Sequence[int], StudyRow, MaskedRow]
+"""A training row: a text's token ids (next-token NLL), a :class:`MaskedRow` (NLL on its unmasked labels) or a
+:class:`StudyRow` (KL to its targets)."""
 
 
 def row_ids(row: Row) -> list[int]:
-    return row.ids if isinstance(row, StudyRow) else list(row)
+    return row.ids if isinstance(row, (StudyRow, MaskedRow)) else list(row)
 
 
 def row_count(row: Row) -> int:
-    """Loss tokens of a row: a text's targets (length - 1), a study item's predicted suffix tokens."""
-    return row.tokens.count if isinstance(row, StudyRow) else len(row) - 1
+    """Loss tokens of a row: a text's targets (length - 1; a masked text's unmasked ones), a study item's predicted
+    suffix tokens."""
+    if isinstance(row, StudyRow):
+        return row.tokens.count
+    if isinstance(row, MaskedRow):
+        return sum(1 for x in row.labels[1:] if x != IGNORE_INDEX)
+    return len(row) - 1
+
+
+def row_labels(row: Row) -> list[int]:
+    if isinstance(row, StudyRow):
+        return [IGNORE_INDEX] * len(row.ids)
+    return list(row.labels) if isinstance(row, MaskedRow) else list(row)
 
 
 def rows_loss(model, rows: Sequence[Row], pad_id: int) -> torch.Tensor:
     """One forward pass over ``rows`` (right-padded); per row the summed loss: token NLL for a text, KL to its
     targets over the suffix positions for a study item."""
     ids = [row_ids(r) for r in rows]
-    labels = [[IGNORE_INDEX] * len(i) if isinstance(r, StudyRow) else i for r, i in zip(rows, ids)]
+    labels = [row_labels(r) for r in rows]
     batch = pad_batch(ids, pad_id, labels=labels)
     device = model_device(model)
     logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits

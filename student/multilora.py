@@ -48,9 +48,9 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .batching import (default_max_tokens, default_overhead, micro_batches, model_device,
-                       pad_id_of, tokenize_texts, training_autocast)
+                       pad_id_of, tokenize_prompted, tokenize_texts, training_autocast)
 from .config import AnswerSettings, LoraSettings, TrainSettings
-from .distill import Row, StudyItem, StudyRow, TargetCache, row_count, row_ids, rows_loss
+from .distill import MaskedRow, Row, StudyItem, StudyRow, TargetCache, row_count, row_ids, rows_loss
 from .inference import answer_sequences, generate_greedy, mean_per_token, question_prompts, sequences_nll
 from .student import lora_config
 from .trainer import TrainResult, batch_plan, in_turn, lr_schedule, make_adamw
@@ -408,8 +408,14 @@ class _Plan:
     per_epoch: int
 
 
-def _plan(tokenizer, texts: Sequence[str], settings: TrainSettings, study: Sequence[StudyRow] = ()) -> _Plan:
-    seqs = tokenize_texts(tokenizer, texts, settings.max_len, add_eos=True) + list(study)
+def _plan(tokenizer, texts: Sequence[str], settings: TrainSettings, study: Sequence[StudyRow] = (),
+          prompt_chars: Optional[Sequence[int]] = None) -> _Plan:
+    if prompt_chars is None:
+        seqs: list[Row] = list(tokenize_texts(tokenizer, texts, settings.max_len, add_eos=True))
+    else:
+        seqs = [MaskedRow(ids, labels) for ids, labels in
+                zip(*tokenize_prompted(tokenizer, texts, prompt_chars, settings.max_len))]
+    seqs += list(study)
     steps = batch_plan(len(seqs), settings) if seqs else []
     return _Plan(seqs, steps, lr_schedule(settings, len(steps)), math.ceil(len(seqs) / settings.batch_size) or 1)
 
@@ -425,8 +431,12 @@ def train_many(
     side: Optional[Sequence[Sequence[str]]] = None,
     study: Optional[Sequence[Sequence[StudyItem]]] = None,
     targets: Optional[TargetCache] = None,
+    prompt_chars: Optional[Sequence[Optional[Sequence[int]]]] = None,
 ) -> list[TrainResult]:
     """Train adapter k of ``multi`` on ``texts[k]`` with ``settings[k]``, all adapters in the same passes.
+
+    ``prompt_chars[k]`` (optional): per text of ``texts[k]``, a prompt prefix not learned (as in
+    :func:`student.trainer.train_adapter`); None = whole texts.
 
     ``side[k]`` (optional): texts learned beside ``texts[k]`` as :func:`student.trainer.train_adapter`'s
     ``side``: each step adds ``settings[k].side_weight`` x the mean NLL of its share of them (in turn).
@@ -458,7 +468,8 @@ def train_many(
     if n == 0:
         return []
     study_rows = _study_rows(multi, tokenizer, study, settings, targets, max_tokens, overhead)
-    plans = [_plan(tokenizer, t, s, r) for t, s, r in zip(texts, settings, study_rows)]
+    prompt_chars = [None] * len(texts) if prompt_chars is None else prompt_chars
+    plans = [_plan(tokenizer, t, s, r, c) for t, s, r, c in zip(texts, settings, study_rows, prompt_chars)]
     sides = [tokenize_texts(tokenizer, x, s.max_len, add_eos=True) if x and s.side_weight > 0 else []
              for x, s in zip(side, settings)]
     side_per_step = [math.ceil(len(x) / p.per_epoch) for x, p in zip(sides, plans)]

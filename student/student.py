@@ -108,14 +108,15 @@ class Student:
         side: Sequence[str] = (),
         study: Sequence[StudyItem] = (),
         targets: Optional[TargetCache] = None,
+        prompt_chars: Optional[Sequence[int]] = None,
     ) -> TrainResult:
         """Train the in-memory adapter on ``texts`` and ``study`` items (context distillation against the base
         model, targets from / into ``targets``), rehearsing ``replay`` texts and learning ``side`` texts beside
-        them, and holding its predictions on ``anchor`` texts to the base model's (see
-        :func:`~student.trainer.train_adapter`)."""
+        them, and holding its predictions on ``anchor`` texts to the base model's; ``prompt_chars``: per text, a
+        prompt prefix not learned (see :func:`~student.trainer.train_adapter`)."""
         self.model.set_adapter(ADAPTER_NAME)
         return train_adapter(self.model, self.tokenizer, texts, settings or TrainSettings(), on_step, anchor=anchor,
-                             replay=replay, side=side, study=study, targets=targets)
+                             replay=replay, side=side, study=study, targets=targets, prompt_chars=prompt_chars)
 
     # inference -----------------------------------------------------------
     def _adapter(self, base: bool):

@@ -13,9 +13,9 @@ import torch
 from transformers import get_scheduler
 
 from .batching import (anchor_kl, default_max_tokens, default_overhead, micro_batches, model_device, pad_batch,
-                       pad_id_of, tokenize_texts, training_autocast)
+                       pad_id_of, tokenize_prompted, tokenize_texts, training_autocast)
 from .config import TrainSettings
-from .distill import Row, StudyItem, TargetCache, peft_base, row_count, row_ids, rows_loss
+from .distill import MaskedRow, Row, StudyItem, TargetCache, peft_base, row_count, row_ids, rows_loss
 
 StepCallback = Callable[[int, int, int, float], None]
 """on_step(step, total, epoch, loss): step in 1..total, epoch in 1..epochs, loss of that step."""
@@ -97,8 +97,12 @@ def train_adapter(
     side: Sequence[str] = (),
     study: Sequence[StudyItem] = (),
     targets: Optional[TargetCache] = None,
+    prompt_chars: Optional[Sequence[int]] = None,
 ) -> TrainResult:
     """Train the trainable parameters of ``model`` on ``texts`` (eos appended, loss on real tokens).
+
+    ``prompt_chars`` (optional, one per text): the first that many characters of a text are a prompt whose tokens
+    are not learned (:func:`~student.batching.tokenize_prompted`); 0 = the whole text.
 
     AdamW over trainable parameters only, warmup + decay schedule, gradient clipping; seeded with
     ``torch.manual_seed(settings.seed)`` and a seeded shuffle of the texts each epoch. Each step's batch runs
@@ -123,7 +127,11 @@ def train_adapter(
     """
     start = time.perf_counter()
     result = TrainResult()
-    seqs: list[Row] = list(tokenize_texts(tokenizer, texts, settings.max_len, add_eos=True))
+    if prompt_chars is None:
+        seqs: list[Row] = list(tokenize_texts(tokenizer, texts, settings.max_len, add_eos=True))
+    else:
+        seqs = [MaskedRow(ids, labels) for ids, labels in
+                zip(*tokenize_prompted(tokenizer, texts, prompt_chars, settings.max_len))]
     if study and settings.epochs > 0:
         targets = TargetCache() if targets is None else targets
         seqs += targets.rows(model, tokenizer, study, settings.max_len, base=peft_base(model))
