@@ -75,7 +75,7 @@ def write_material(teacher, answer: AnswerFn, docs: Sequence[tuple[str, str, str
     ``absorb.questions`` questions per chunk and ``answer`` (the base model, open-book) answers them in one batch."""
     questions: list[list[str]] = [[] for _ in docs]
     if absorb.method == "distill" and "questions" in absorb.study_set and absorb.questions > 0:
-        questions = [teacher.write_questions(title, chunk, n=absorb.questions) for title, chunk, _, _ in docs]
+        questions = teacher.write_questions_many([(title, chunk) for title, chunk, _, _ in docs], n=absorb.questions)
     flat = [(i, q) for i, qs in enumerate(questions) for q in qs]
     answers = answer([q for _, q in flat], [docs[i][2] for i, _ in flat]) if flat else []
     per_doc: list[list[str]] = [[] for _ in docs]

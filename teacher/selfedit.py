@@ -10,7 +10,7 @@ from .cloze import as_word, cloze_probes
 from .config import ParseSettings, TeacherSettings
 from .parsing import parse_completion, parse_directives, parse_probes
 from .prompts import PROBE_HEADER, build_prompt, get_family, probe_prompt
-from .study import SPA_TEMPLATES, StudyTemplate, StudyText, write_questions, write_study_texts
+from .study import SPA_TEMPLATES, StudyTemplate, StudyText, write_questions_many, write_study_texts
 
 
 @dataclass
@@ -159,10 +159,15 @@ class Teacher:
                         temperature: Optional[float] = None) -> list[str]:
         """Up to ``n`` questions about the passage (:func:`teacher.study.write_questions`), sampled with this
         teacher's settings (``temperature`` overrides)."""
+        return self.write_questions_many([(title, passage)], n, samples, temperature)[0]
+
+    def write_questions_many(self, docs: Sequence[tuple[str, str]], n: int = 8, samples: int = 1,
+                             temperature: Optional[float] = None, seed: Optional[int] = None) -> list[list[str]]:
+        """:meth:`write_questions` for each (title, passage), in one batched generate call."""
         s = self.settings
-        return write_questions(self.backend, self.tokenizer, title, passage, n, samples,
-                               s.temperature if temperature is None else temperature, s.top_p, s.seed,
-                               use_chat=s.use_chat)
+        return write_questions_many(self.backend, self.tokenizer, docs, n, samples,
+                                    s.temperature if temperature is None else temperature, s.top_p,
+                                    s.seed if seed is None else seed, use_chat=s.use_chat)
 
     def write_study_texts(self, title: str, passage: str, templates: Sequence[StudyTemplate] = SPA_TEMPLATES,
                           samples: int = 1, temperature: Optional[float] = None) -> list[StudyText]:

@@ -73,12 +73,21 @@ def write_questions(backend: GenerationBackend, tokenizer, title: str, passage: 
                     temperature: float = 0.7, top_p: float = 0.95, seed: int = 0,
                     max_new_tokens: Optional[int] = None, use_chat: Optional[bool] = None) -> list[str]:
     """Up to ``n`` distinct questions about the passage from ``samples`` completions (in order of appearance)."""
-    if n < 1 or samples < 1:
-        return []
+    return write_questions_many(backend, tokenizer, [(title, passage)], n, samples, temperature, top_p, seed,
+                                max_new_tokens, use_chat)[0]
+
+
+def write_questions_many(backend: GenerationBackend, tokenizer, docs: Sequence[tuple[str, str]], n: int = 8,
+                         samples: int = 1, temperature: float = 0.7, top_p: float = 0.95, seed: int = 0,
+                         max_new_tokens: Optional[int] = None, use_chat: Optional[bool] = None) -> list[list[str]]:
+    """:func:`write_questions` for each (title, passage) of ``docs``, in one batched generate call."""
+    if n < 1 or samples < 1 or not docs:
+        return [[] for _ in docs]
     budget = max_new_tokens or 24 * n + 16  # ~ one question per 24 tokens
-    prompt = questions_prompt(tokenizer, title, passage, n, use_chat)
-    completions = backend.generate([prompt], samples, budget, temperature, top_p, seed)[0]
-    return parse_questions("\n".join(QUESTIONS_HEADER + c for c in completions), cap=n, header="")
+    prompts = [questions_prompt(tokenizer, title, passage, n, use_chat) for title, passage in docs]
+    outs = backend.generate(prompts, samples, budget, temperature, top_p, seed)
+    return [parse_questions("\n".join(QUESTIONS_HEADER + c for c in completions), cap=n, header="")
+            for completions in outs]
 
 
 # ---------------------------------------------------------------- SPA-style templates

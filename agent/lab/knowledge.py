@@ -252,10 +252,13 @@ class KnowledgeBench:
             model, tok = self.load_teacher("")
             teacher = Teacher(TransformersBackend(model, tok), tok, self.cfg.teacher, self.cfg.parse)
             written = {}
-            for done, start in enumerate(range(0, len(todo), 16)):
-                self.emit(Progress("study questions", done * 16, len(todo)))
-                for p in todo[start: start + 16]:
-                    written[p.index] = teacher.write_questions(p.title, p.context, n=a.questions)
+            chunk = 32
+            for start in range(0, len(todo), chunk):  # one generate call per chunk, seeded by its first passage
+                self.emit(Progress("study questions", start, len(todo)))
+                group = todo[start: start + chunk]
+                qs = teacher.write_questions_many([(p.title, p.context) for p in group], n=a.questions,
+                                                  seed=self.cfg.teacher.seed + group[0].index)
+                written.update({p.index: q for p, q in zip(group, qs)})
             del teacher, model
             free_memory()
             flat = [(p, q) for p in todo for q in written[p.index]]
