@@ -12,3 +12,7 @@ for _module in (bench, forgetting, teacher_cmd):
     _module.register(app)
 
 __all__ = ["app", "main"]
+
+
+if __name__ == "__main__":  # the lab's command line where the TUI is not installed (e.g. a GPU machine)
+    main()
