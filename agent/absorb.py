@@ -35,6 +35,9 @@ from .config import AbsorbSettings
 from .replay import ReplayMix
 
 AnswerFn = Callable[[list[str], list[str]], list[str]]  # (questions, contexts) -> open-book answers
+# Study questions are sampled twice per chunk at temperature 0.7: at the teacher's 0.3 the embedded model often
+# degenerates into an empty numbered list, and two samples give the parser more distinct questions to keep.
+QUESTION_SAMPLES, QUESTION_TEMPERATURE = 2, 0.7
 
 
 @dataclass
@@ -69,13 +72,20 @@ def study_pairs(chunk: str, questions: Sequence[str], answers: Sequence[str], ab
     return pairs
 
 
+def write_questions(teacher, docs: Sequence[tuple[str, str]], absorb: AbsorbSettings,
+                    seed: Optional[int] = None) -> list[list[str]]:
+    """The teacher's study questions for each (title, chunk), in one batched generate call."""
+    return teacher.write_questions_many(docs, n=absorb.questions, samples=QUESTION_SAMPLES,
+                                        temperature=QUESTION_TEMPERATURE, seed=seed)
+
+
 def write_material(teacher, answer: AnswerFn, docs: Sequence[tuple[str, str, str, list[str]]],
                    absorb: AbsorbSettings) -> list[Material]:
     """Material for each (title, chunk, context, texts): for distill with ``questions``, the teacher writes
     ``absorb.questions`` questions per chunk and ``answer`` (the base model, open-book) answers them in one batch."""
     questions: list[list[str]] = [[] for _ in docs]
     if absorb.method == "distill" and "questions" in absorb.study_set and absorb.questions > 0:
-        questions = teacher.write_questions_many([(title, chunk) for title, chunk, _, _ in docs], n=absorb.questions)
+        questions = write_questions(teacher, [(title, chunk) for title, chunk, _, _ in docs], absorb)
     flat = [(i, q) for i, qs in enumerate(questions) for q in qs]
     answers = answer([q for _, q in flat], [docs[i][2] for i, _ in flat]) if flat else []
     per_doc: list[list[str]] = [[] for _ in docs]

@@ -22,7 +22,7 @@ from student.config import QUESTION_FORMATS
 from student.innerloop import Candidate, CandidateResult, evaluate
 from teacher.parsing import passage_text
 
-from ..absorb import Material, fingerprint as absorb_fingerprint, plan, study_pairs
+from ..absorb import Material, fingerprint as absorb_fingerprint, plan, study_pairs, write_questions
 from ..config import Config
 from ..errors import BadInput
 from ..models import free_memory, load_model, load_teacher, teacher_versions
@@ -256,8 +256,8 @@ class KnowledgeBench:
             for start in range(0, len(todo), chunk):  # one generate call per chunk, seeded by its first passage
                 self.emit(Progress("study questions", start, len(todo)))
                 group = todo[start: start + chunk]
-                qs = teacher.write_questions_many([(p.title, p.context) for p in group], n=a.questions,
-                                                  seed=self.cfg.teacher.seed + group[0].index)
+                qs = write_questions(teacher, [(p.title, p.context) for p in group], a,
+                                     seed=self.cfg.teacher.seed + group[0].index)
                 written.update({p.index: q for p, q in zip(group, qs)})
             del teacher, model
             free_memory()
