@@ -102,6 +102,35 @@ class ReplaySettings:
     seed: int = 0
 
 
+EXECUTORS = ("local", "ray")
+
+
+@dataclass
+class RunSettings:
+    """Where the lab's long jobs (``bench knowledge``, ``teacher train``'s rewards, ``forgetting``) run."""
+
+    executor: str = "local"        # local: in this process | ray: on Ray actors, each holding a loaded student
+    ray_address: str = ""          # "" = start a Ray instance on this machine; else a cluster (e.g. "auto", "ray://h:10001")
+    gpus_per_worker: float = 0.25  # GPU share of one Ray worker: 0.25 = four workers per GPU (each needs its memory)
+    workers: int = 0               # Ray workers; 0 = auto: GPUs / gpus_per_worker, or the CPUs on a machine without GPUs
+    k_per_worker: int = 0          # adapters a worker trains at once (the batched engine's group); 0 = auto: the
+                                   # command's --group, or on GPUs what a worker's share of free GPU memory holds
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"run.executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
+        if not 0 < self.gpus_per_worker <= 1 and not (self.gpus_per_worker > 1 and float(self.gpus_per_worker).is_integer()):
+            raise ValueError("run.gpus_per_worker must be in (0, 1] or a whole number of GPUs")
+        if self.workers < 0 or self.k_per_worker < 0:
+            raise ValueError("run.workers and run.k_per_worker must be >= 0 (0 = auto)")
+
+
+@dataclass
+class MemorySettings:
+    url: str = ""                  # "" = the embedded store under <home>/chroma; else a chroma server started with
+                                   # `chroma run` (e.g. "http://127.0.0.1:8000"), which several machines can share
+
+
 @dataclass
 class Config:
     home: Path = field(default_factory=lambda: Path("~/.seal-agent").expanduser())
@@ -115,6 +144,8 @@ class Config:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     replay: ReplaySettings = field(default_factory=ReplaySettings)
     policy: PolicySettings = field(default_factory=PolicySettings)  # the teacher's ReST-EM M-step
+    memory: MemorySettings = field(default_factory=MemorySettings)
+    run: RunSettings = field(default_factory=RunSettings)
 
     def sections(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "home"}

@@ -29,7 +29,7 @@ class Agent:
                  teacher: Teacher | None = None):
         """student / teacher: already-built ones (tests, embedding in other programs); else loaded on first use."""
         self.cfg = cfg
-        self.memory = Memory(cfg.home, create=create, embedder=cfg.models.embedder)
+        self.memory = Memory(cfg.home, create=create, embedder=cfg.models.embedder, url=cfg.memory.url)
         paths = home_paths(cfg.home)
         self.adapters = AdapterStore(paths.student_adapters)
         self.teacher_adapters = AdapterStore(paths.teacher_adapters)

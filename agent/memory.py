@@ -1,4 +1,4 @@
-"""The agent's memory: a chromadb PersistentClient under ``<home>/chroma``.
+"""The agent's memory: a chromadb PersistentClient under ``<home>/chroma``, or a chroma server (``memory.url``).
 
 Collections (ids in brackets):
 - documents [doc_id], chunks [doc_id:i], probes [doc_id:q<i>], selfedits [edit_id:<chunk>:<sample>] — embedded
@@ -137,10 +137,28 @@ def check_home(home: Path, create: bool = True) -> None:
     atomic_write(marker, json.dumps({"format": FORMAT, "created": time.time()}))
 
 
+def _client(chromadb, home: Path, url: str):
+    """The embedded store under ``<home>/chroma``, or (``memory.url``) a chroma server started with ``chroma run``.
+    Embeddings are computed here (the memory's own embedder) either way, so a server needs no model or network."""
+    settings = chromadb.Settings(anonymized_telemetry=False)
+    if not url:
+        return chromadb.PersistentClient(path=str(home_paths(home).chroma), settings=settings)
+    from urllib.parse import urlsplit
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise StoreError(f"memory.url {url!r}: not an http(s)://HOST:PORT address")
+    try:
+        return chromadb.HttpClient(host=parts.hostname, port=parts.port or (443 if parts.scheme == "https" else 8000),
+                                   ssl=parts.scheme == "https", settings=settings)
+    except Exception as e:  # the client checks the server on creation
+        raise StoreError(f"memory.url {url}: no chroma server answers ({type(e).__name__}); start one with "
+                         f"`chroma run --path DIR --port {parts.port or 8000}`") from None
+
+
 class Memory:
     """Open (or create) the store in ``home``. Raises StoreError for a foreign, corrupt or busy home."""
 
-    def __init__(self, home: Path, create: bool = True, embedder: str = "embedded"):
+    def __init__(self, home: Path, create: bool = True, embedder: str = "embedded", url: str = ""):
         self.home = Path(home).expanduser()
         check_home(self.home, create)
         self._lock_file = open(home_paths(self.home).lock, "a+")
@@ -154,8 +172,7 @@ class Memory:
             self._lock_file.close()
             raise StoreError("chromadb is not installed (pip install chromadb): the memory store needs it") from None
         try:
-            self.client = chromadb.PersistentClient(path=str(home_paths(self.home).chroma),
-                                                    settings=chromadb.Settings(anonymized_telemetry=False))
+            self.client = _client(chromadb, self.home, url)
             self.cols = {name: self.client.get_or_create_collection(name, embedding_function=None)
                          for name in EMBEDDED + LOGS}
             self._state = None

@@ -18,6 +18,8 @@ strategy and run, appended as they finish; a re-run skips finished ones), result
 from __future__ import annotations
 
 import dataclasses
+import copy
+import functools
 import math
 import random
 import time
@@ -29,11 +31,13 @@ from teacher.parsing import parse_completion, passage_text
 
 from ..absorb import Material, absorb, plan, study_pairs
 from ..absorb import fingerprint as absorb_fingerprint
+from .executor import make_executor
 from .forgetting_report import strategy_key, write_outputs
 from .runlog import JsonlLog, check_run_file
 from .squad import DATA_REF, DEFAULT_DATA, Passage, data_digest, load_passages, load_reference
 from ..config import Config
 from ..errors import BadInput
+from ..models import load_model
 from ..events import Emit, Message, Progress, Stage, TrainStep, ignore
 from ..replay import REPLAYS, replay_mix
 
@@ -196,9 +200,11 @@ class ForgettingSweep:
     (model, tokenizer); the default loads the configured student (tests inject tiny ones)."""
 
     def __init__(self, cfg: Config, opts: SweepOptions, emit: Emit = ignore, load_student: Optional[Loader] = None,
-                 embed=None):
+                 embed=None, executor=None):
         self.cfg, self.opts, self.emit = cfg, opts, emit
-        self.load_student = load_student or self._default_student
+        # a plain partial, not a bound method: Ray workers receive the loader, not the sweep
+        self.load_student = load_student or functools.partial(load_model, cfg.models.student, cfg.home, cfg.models)
+        self.executor = executor or make_executor(cfg.run)  # [run] executor: where the runs go (one item each)
         self.embed = embed  # route mode's sentence embedder (default: the memory's MiniLM)
         self._routes = None  # route mode: (router, question vectors, general-text vectors), made on first use
         self.out = Path(opts.out)
@@ -211,10 +217,6 @@ class ForgettingSweep:
         self.log: Optional[JsonlLog] = None
 
     # ---- setup ------------------------------------------------------------------------------------------------
-    def _default_student(self):
-        from ..models import load_model
-        return load_model(self.cfg.models.student, self.cfg.home, self.cfg.models)
-
     def prepare(self) -> "ForgettingSweep":
         o = self.opts
         data = Path(o.data) if o.data else default_data()
@@ -368,16 +370,18 @@ class ForgettingSweep:
         todo = [(u, r, run) for u, r in o.strategies() for run in range(o.runs) if (u, r, run) not in self.log]
         t0 = time.time()
         if todo:
-            self._setup_student()
-            self.emit(Stage("probe", "before any edit", total=None))
-            base = self.measure()
             total, done = len(todo) * T, 0
             self.emit(Progress("forgetting", 0, total, f"{len(todo)} run(s) x {T} documents"))
-            for update, replay, run in todo:
-                res = self.one_run(update, replay, run, base, done, total)
-                self.log.append(res.to_dict())
+            items = [(update, replay, run, i * T, total) for i, (update, replay, run) in enumerate(todo)]
+            for record, device in self.executor.map(SweepJob(self), items):  # one item per strategy x order
+                if device != self.device:
+                    self.device = device
+                    from .report import record_machine
+                    record_machine(self.out, device)
+                self.log.append(record)  # the driver alone appends: a retried run is written once
                 done += T
-            self.base_weights.restore()
+                self.emit(Progress("forgetting", done, total,
+                                   f"{strategy_key(record['update'], record['replay'])} run {record['run'] + 1} done"))
         else:
             self.emit(Message("info", f"{self.out}: every run is already done; rewriting the report"))
         runs = [RunResult(**rec) for rec in self.log]
@@ -393,9 +397,39 @@ class ForgettingSweep:
         if "merge" in self.opts.update and str(dtype) != "torch.float32":
             self.emit(Message("warning", f"merge mode adds small LoRA deltas to {dtype} weights, which rounds part of "
                                          "them away; --set models.dtype=float32 measures SEAL's merge faithfully"))
-        self.device = str(self.student.device)
-        from .report import record_machine
-        record_machine(self.out, self.device)
+
+
+class SweepJob:
+    """The sweep's worker: the student loaded and measured before any edit (``setup``), then one whole run per
+    item ``(update, replay, run, done, total)``; its result ``(RunResult as a dict, device)``. A Ray worker gets
+    a copy of the sweep without its event sink, log or loaded models."""
+
+    def __init__(self, sweep: ForgettingSweep):
+        self.sweep = sweep
+        self.base = None
+
+    def setup(self) -> None:
+        sw = self.sweep
+        sw._setup_student()
+        sw.emit(Stage("probe", "before any edit", total=None))
+        self.base = sw.measure()
+
+    def run(self, item: tuple) -> tuple[dict, str]:
+        update, replay, run, done, total = item
+        res = self.sweep.one_run(update, replay, run, self.base, done, total)
+        self.sweep.base_weights.restore()
+        return res.to_dict(), str(self.sweep.student.device)
+
+    def close(self) -> None:
+        self.sweep.student = self.sweep.base_weights = None
+        from ..models import free_memory
+        free_memory()
+
+    def __getstate__(self) -> dict:
+        sweep = copy.copy(self.sweep)
+        sweep.emit, sweep.log, sweep.executor = ignore, None, None
+        sweep.student = sweep.base_weights = sweep._routes = None
+        return {"sweep": sweep, "base": None}
 
 
 def _nanmean(xs: Sequence[float]) -> float:

@@ -11,6 +11,7 @@ passage, seed), appended atomically; finished work is skipped on a re-run), ``re
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from student.config import QUESTION_FORMATS
-from student.innerloop import Candidate, CandidateResult, evaluate
+from student.innerloop import Candidate, CandidateResult
 from teacher.parsing import passage_text
 
 from ..absorb import Material, fingerprint as absorb_fingerprint, plan, study_pairs, write_questions
@@ -27,6 +28,7 @@ from ..config import Config
 from ..errors import BadInput
 from ..models import free_memory, load_model, load_teacher, teacher_versions
 from ..events import Emit, Message, Progress, Stage, ignore
+from .executor import EvaluateJob, batches, make_executor
 from .conditions import DEFAULT_CONDITIONS, Condition, merged_texts, parse_conditions, self_edit_texts
 from .report import aggregate, markdown, record_machine, recorded_machine, sanitize
 from .runlog import JsonlLog, atomic_write, check_run_file, teacher_identity, train_identity
@@ -97,9 +99,12 @@ class KnowledgeBench:
     models (tests inject tiny ones). ``on_record(record, done, total)`` is called after each result is saved."""
 
     def __init__(self, cfg: Config, opts: BenchOptions, emit: Emit = ignore, load_student: Optional[Loader] = None,
-                 load_teacher: Optional[TeacherLoader] = None, on_record: Optional[OnRecord] = None):
+                 load_teacher: Optional[TeacherLoader] = None, on_record: Optional[OnRecord] = None, executor=None):
         self.cfg, self.opts, self.emit = cfg, opts, emit
-        self.load_student = load_student or self._default_student
+        # a plain partial, not a bound method: Ray workers receive the loader, not the bench
+        self.load_student = load_student or functools.partial(load_model, cfg.models.student, cfg.home, cfg.models)
+        self.executor = executor or make_executor(cfg.run)  # [run] executor: where the units are evaluated
+        self.group = opts.group
         self.load_teacher = load_teacher or self._default_teacher
         self.on_record = on_record
         self.out = Path(opts.out)
@@ -160,9 +165,6 @@ class KnowledgeBench:
                            "teacher_dtype": c.models.teacher_dtype}}
 
     # ---- models -----------------------------------------------------------------------------------------------
-    def _default_student(self):
-        return load_model(self.cfg.models.student, self.cfg.home, self.cfg.models)
-
     def _default_teacher(self, adapter_id: str):
         return load_teacher(self.cfg.home, self.cfg.models, adapter_id)
 
@@ -301,7 +303,7 @@ class KnowledgeBench:
             return Candidate([], list(questions), list(golds), settings, tag)
         material = [Material(passage_text(p.title, p.context, self.cfg.parse), t, self.qa.get(p.index, []))
                     for p, t in zip(passages, texts)]
-        tok = self._model[1] if self._model else None
+        tok = self.student_model()[1] if self.cfg.absorb.method == "distill" else None
         return plan(material, self.cfg.absorb, settings, tok, questions, golds, tag, fmt)
 
     def units(self) -> list[Unit]:
@@ -375,47 +377,52 @@ class KnowledgeBench:
         from ..models import pick_device
         device = str(pick_device(self.cfg.models.device))
         if pending:
-            model, tok = self.student_model()
-            device = self.device
-            record_machine(self.out, device)
             if len(pending) < len(units):
                 self.emit(Message("info", f"resuming: {len(units) - len(pending)} of {len(units)} results already in {self.out}"))
-            target = 1 if engine == "sequential" else self.opts.group  # fill the batched engine's groups
             done = len(units) - len(pending)
-            for u in [u for u in pending if u.condition.kind == "open-book"]:
+            for u in [u for u in pending if u.condition.kind == "open-book"]:  # answered here, nothing trained
                 pending.remove(u)
                 rec = self._record(u, [self._open_book_result(u)], 0.0)
+                device = self.device
+                record_machine(self.out, device)
                 log.append(rec)
                 done += 1
                 if self.on_record is not None:
                     self.on_record(rec, done, len(units))
-            for fmt in self.formats:
-                answer = dataclasses.replace(self.cfg.answer, question_format=fmt)
-                todo = [u for u in pending if u.fmt == fmt]
-                while todo:
-                    batch, size = [], 0
-                    while todo and (size < target or not batch):
-                        batch.append(todo.pop(0))
-                        size += len(batch[-1].candidates)
-                    cands = [c for u in batch for c in u.candidates]
-                    self.emit(Progress("knowledge", done, len(units), f"{batch[0].condition.name} p{batch[0].passage}"))
-                    t0 = time.perf_counter()
-                    results = evaluate(model, tok, cands, self.cfg.lora, answer, engine=engine, group=self.opts.group,
-                                       on_progress=lambda d, t: self.emit(Progress("self-edits evaluated", d, t)))
-                    wall = time.perf_counter() - t0
-                    at = 0
-                    for u in batch:
-                        n = len(u.candidates)
-                        rec = self._record(u, results[at: at + n], wall * n / max(1, len(cands)))
-                        at += n
-                        log.append(rec)
-                        done += 1
-                        if self.on_record is not None:
-                            self.on_record(rec, done, len(units))
-            self.emit(Progress("knowledge", done, len(units)))
-            del model
-            self._model = None
+            self._model = None  # the executor's workers load their own student
             free_memory()
+        if pending:
+            self.group = self.executor.group(self.opts.group)
+            target = 1 if engine == "sequential" else self.group  # fill the batched engine's groups
+            work: list[list[Unit]] = []  # one item per inner-loop call, formed here so every executor batches alike
+            for fmt in self.formats:
+                todo = [u for u in pending if u.fmt == fmt]
+                work += [[todo[i] for i in b] for b in batches([len(u.candidates) for u in todo], target)]
+            items = [([c for u in batch for c in u.candidates],
+                      dataclasses.replace(self.cfg.answer, question_format=batch[0].fmt)) for batch in work]
+            job = EvaluateJob(self.load_student, self.cfg.lora, engine, self.group,
+                              on_progress=lambda d, t: self.emit(Progress("self-edits evaluated", d, t)))
+            where = f" on {self.executor.name} workers" if self.executor.name != "local" else ""
+            self.emit(Stage("load", f"student model ({self.cfg.models.student}){where}"))
+            self.emit(Progress("knowledge", done, len(units), f"{work[0][0].condition.name} p{work[0][0].passage}"))
+            for j, (results, wall, worker_device) in enumerate(self.executor.map(job, items)):
+                batch, n_cands = work[j], len(items[j][0])
+                if not self.device:
+                    device = self.device = worker_device
+                    record_machine(self.out, device)
+                at = 0
+                for u in batch:  # the driver alone appends: a retried item is written once
+                    n = len(u.candidates)
+                    rec = self._record(u, results[at: at + n], wall * n / max(1, n_cands))
+                    at += n
+                    log.append(rec)
+                    done += 1
+                    if self.on_record is not None:
+                        self.on_record(rec, done, len(units))
+                if j + 1 < len(work):
+                    self.emit(Progress("knowledge", done, len(units),
+                                       f"{work[j + 1][0].condition.name} p{work[j + 1][0].passage}"))
+            self.emit(Progress("knowledge", done, len(units)))
         return self.finish(log, engine, device, time.time() - started)
 
     def finish(self, log: JsonlLog, engine: str, device: str, seconds: float) -> dict:
@@ -426,7 +433,8 @@ class KnowledgeBench:
             "config": {
                 "data": str(o.data), "data_digest": self.digest, "n": len(self.passages), "mode": o.mode,
                 "conditions": [c.name for c in self.conditions], "seeds": self.seeds, "k": o.k,
-                "teacher_samples": cfg.teacher.samples, "engine": engine, "group": o.group,
+                "teacher_samples": cfg.teacher.samples, "engine": engine, "group": self.group,
+                "executor": self.executor.name,
                 "question_formats": self.formats, "question_format_default": fmt_default,
                 "question_format_note": (f"question format {', '.join(self.formats)}; the default is {fmt_default!r} "
                                          f"(config answer.question_format; --question-format both measures both)"),

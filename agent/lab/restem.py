@@ -31,6 +31,7 @@ A killed run continues where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from student.adapters import AdapterStore
-from student.innerloop import Candidate, evaluate
+from student.innerloop import Candidate
 from teacher.backend import TransformersBackend
 from teacher.config import PolicySettings
 from teacher.parsing import passage_text
@@ -48,6 +49,7 @@ from teacher.prompts import FAMILIES
 from teacher.selfedit import Teacher, passage_share, self_edit_from_completion
 
 from ..absorb import Material, fingerprint as absorb_fingerprint, plan, study_pairs
+from .executor import EvaluateJob, make_executor
 from .runlog import JsonlLog, atomic_write, check_run_file, teacher_identity, train_identity
 from .squad import Passage, data_digest
 from ..config import Config
@@ -149,6 +151,11 @@ class StudentModel:
         self.model = self.tokenizer = None
         self.version: Optional[str] = None
 
+    def loader(self, version: str):
+        """What loads the reward student of ``version``: in this process, :meth:`get` (the loaded model is kept
+        between calls); pickled for a Ray worker, a plain function of the loaders and the version's folder."""
+        return _RewardStudent(self, version)
+
     def get(self, version: str):
         version = version if self.self_mode else ""
         if self.model is not None and self.version == version:
@@ -171,6 +178,37 @@ class StudentModel:
         return self.model, self.tokenizer
 
 
+class _RewardStudent:
+    """() -> (model, tokenizer) of the reward student of ``version``: the cached :class:`StudentModel` in this
+    process; a fresh load (no cache, no teacher model) where it is unpickled."""
+
+    def __init__(self, owner: Optional[StudentModel], version: str, load_student: Optional[Loader] = None,
+                 load_teacher: Optional[Loader] = None, folder: Optional[Path] = None):
+        self.owner, self.version = owner, version
+        if owner is not None:
+            load_student, load_teacher = owner.load_student, owner.load_teacher
+            folder = owner.teacher.folder(version) if owner.self_mode and version else None
+        self.load_student, self.load_teacher, self.folder = load_student, load_teacher, folder
+        self.self_mode = owner.self_mode if owner is not None else load_student is None
+
+    def __call__(self):
+        if self.owner is not None:
+            return self.owner.get(self.version)
+        if not self.self_mode:
+            return self.load_student()
+        model, tok = self.load_teacher()
+        if self.folder is not None:
+            from peft import PeftModel
+            model = PeftModel.from_pretrained(model, str(self.folder)).merge_and_unload()
+            if hasattr(model, "peft_config"):
+                del model.peft_config
+        return model.eval(), tok
+
+    def __reduce__(self):
+        return (_RewardStudent, (None, self.version, None if self.self_mode else self.load_student,
+                                 self.load_teacher, self.folder))
+
+
 def eval_key(rec: dict) -> tuple:
     return (rec["set"], rec["kind"], rec["round"], rec["student"], rec["passage"], rec["sample"], rec["seed"])
 
@@ -184,8 +222,9 @@ class Restem:
 
     def __init__(self, cfg: Config, opts: RestemOptions, emit: Emit = ignore, load_teacher: Optional[Loader] = None,
                  load_student: Optional[Loader] = None, store: Optional[AdapterStore] = None,
-                 on_record: Optional[OnRecord] = None):
+                 on_record: Optional[OnRecord] = None, executor=None):
         self.cfg, self.opts, self.emit, self.on_record = cfg, opts, emit, on_record
+        self.executor = executor or make_executor(cfg.run)  # [run] executor: where the rewards are evaluated
         self.out = Path(opts.out)
         self.family = opts.family or cfg.teacher.family
         self.policy = cfg.policy
@@ -198,9 +237,8 @@ class Restem:
         self.split: Optional[Split] = None
 
     def _loader(self, spec: str, role: str) -> Loader:
-        def load():
-            return load_model(spec, self.cfg.home, self.cfg.models, role)
-        return load
+        # a plain partial, not a closure over the run: Ray workers receive the loader, not the run
+        return functools.partial(load_model, spec, self.cfg.home, self.cfg.models, role)
 
     # ---- setup ----------------------------------------------------------------------------------------------
     def prepare(self) -> "Restem":
@@ -312,7 +350,7 @@ class Restem:
                     head = {"set": set_, "kind": "edit", "round": rnd, "student": sv, "passage": p.index, "sample": j,
                             "seed": s}
                     units.append((head, self._candidate(head, texts, p, s, tok)))
-        g = self.opts.group
+        g = self.executor.group(self.opts.group)
         chunks = [units[i: i + g] for i in range(0, len(units), g)]
         done = sum(1 for head, _ in units if eval_key(head) in self.evals)
         task = f"round {rnd}: rewards" if set_ == "train" else f"held-out v{rnd}: evaluation"
@@ -320,15 +358,14 @@ class Restem:
             self.emit(Message("info", f"{task}: {done} of {len(units)} candidates already evaluated (resumed)"))
         if set_ == "train":
             self._sweep_rewards(rnd, passages, k)
-        for chunk in chunks:
-            pending = [(h, c) for h, c in chunk if eval_key(h) not in self.evals]
-            if not pending:
-                continue
+        work = [[(h, c) for h, c in chunk if eval_key(h) not in self.evals] for chunk in chunks]
+        work = [w for w in work if w]
+        if work:
             self.emit(Progress(task, done, len(units)))
-            model, tok = self.student.get(student_version)
-            results = evaluate(model, tok, [c for _, c in pending], self.cfg.lora, self.cfg.answer,
-                               engine=self.opts.engine, group=g)
-            for (head, cand), res in zip(pending, results):
+        job = EvaluateJob(self.student.loader(student_version), self.cfg.lora, self.opts.engine, g)
+        items = [([c for _, c in pending], self.cfg.answer) for pending in work]
+        for pending, (results, _wall, _device) in zip(work, self.executor.map(job, items)):
+            for (head, cand), res in zip(pending, results):  # the driver alone appends: written once per key
                 self._append(self.evals, "evals", {
                     **head, "texts": cand.n_texts, "accuracy": res.accuracy, "f1": res.f1, "em": res.em,
                     "nll": res.nll, "steps": res.steps, "tokens": res.tokens, "seconds": res.seconds,
@@ -336,7 +373,7 @@ class Restem:
                 done += 1
                 if set_ == "train":
                     self._sweep_rewards(rnd, passages, k)
-        self.emit(Progress(task, len(units), len(units)))
+            self.emit(Progress(task, done, len(units)))
 
     def _candidate(self, head: dict, texts: list[str], p: Passage, seed: int, tok=None) -> Candidate:
         """The update that learns ``texts`` (distill: with the passage's sentence cues; the teacher's questions

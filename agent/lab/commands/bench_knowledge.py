@@ -9,6 +9,7 @@ import typer
 from ..conditions import DEFAULT_CONDITIONS
 from ..squad import DEFAULT_DATA
 from .bench import bench_app
+from .run_flags import apply_run_flags, executor_option, ray_address_option
 from ...commands.common import emitter, output, state
 
 
@@ -40,7 +41,8 @@ def knowledge(ctx: typer.Context,
                                         "generation chunks), for N processes or GPUs appending to one --out; a run "
                                         "without --shard then writes the full table."),
               report_only: bool = typer.Option(False, "--report-only", help="Write the table from the results "
-                                               "already in --out (rows over the passages they have); compute nothing.")):
+                                               "already in --out (rows over the passages they have); compute nothing."),
+              executor: Optional[str] = executor_option(), ray_address: Optional[str] = ray_address_option()):
     """Knowledge incorporation (SEAL's Table 2): accuracy with 95% intervals, recitation control, paired differences."""
     from ..knowledge import BenchOptions, KnowledgeBench
 
@@ -49,6 +51,7 @@ def knowledge(ctx: typer.Context,
     cfg = st.config()
     if device:
         cfg.models.device = device
+    apply_run_flags(cfg, executor, ray_address)
     opts = BenchOptions(data=data, n=n, mode=mode, conditions=(conditions,), seeds=seeds, out=out, engine=engine,
                         question_format=question_format, k=k, group=group, subset=subset, shard=parse_shard(shard),
                         report_only=report_only)

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from ...commands.common import emitter, open_agent, output, state
+from .run_flags import apply_run_flags, executor_option, ray_address_option
 
 
 def forgetting(ctx: typer.Context,
@@ -39,7 +40,8 @@ def forgetting(ctx: typer.Context,
                device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (default: config)."),
                from_store: bool = typer.Option(False, "--from-store", help="Show your own forgetting history from the "
                                                "store's edit log instead of running a sweep."),
-               json_out: bool = typer.Option(False, "--json", help="Print the result JSON only.")):
+               json_out: bool = typer.Option(False, "--json", help="Print the result JSON only."),
+               executor: Optional[str] = executor_option(), ray_address: Optional[str] = ray_address_option()):
     """Forgetting across sequential edits: the full accuracy matrix, ACC/BWT/FWT/forgetting, perplexity drift."""
     st = state(ctx)
     st.json = st.json or json_out
@@ -50,6 +52,7 @@ def forgetting(ctx: typer.Context,
     cfg = st.config()
     if device:
         cfg.models.device = device
+    apply_run_flags(cfg, executor, ray_address)
     opts = SweepOptions(data=data, docs=docs, runs=runs, replay=replay, ratio=ratio, capacity=capacity,
                         update=update, texts=texts, out=out, seed=seed, perplexity=perplexity,
                         route_threshold=route_threshold)

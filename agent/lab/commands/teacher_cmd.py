@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from ...commands.common import emitter, output, state
+from .run_flags import apply_run_flags, executor_option, ray_address_option
 
 teacher_app = typer.Typer(help="The teacher: ReST-EM training (SEAL's RL outer loop) and its versions.",
                           no_args_is_help=True)
@@ -49,7 +50,8 @@ def train(ctx: typer.Context,
           engine: str = typer.Option("auto", "--engine", help="Inner loop: sequential | batched | auto."),
           group: int = typer.Option(8, "--group", min=1, help="Candidates per inner-loop call (adapters at once)."),
           gen_batch: int = typer.Option(256, "--gen-batch", min=1, help="Sequences per teacher generate call."),
-          device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (default: config).")):
+          device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (default: config)."),
+          executor: Optional[str] = executor_option(), ray_address: Optional[str] = ray_address_option()):
     """ReST-EM: sample self-edits, reward them by the student's gain over passage-only, SFT the teacher's policy
     adapter on the winners; one new teacher version per round."""
     from ...memory import check_home
@@ -61,6 +63,7 @@ def train(ctx: typer.Context,
     cfg = st.config()
     if device:
         cfg.models.device = device
+    apply_run_flags(cfg, executor, ray_address)
     opts = RestemOptions(data=data or TRAIN_DATA, eval_data=eval_data or HELDOUT_DATA, rounds=rounds,
                          passages=passages, samples=samples, seeds=seeds, reward=reward, keep=keep,
                          self_mode=self_mode, family=family, eval_titles=(eval_titles,) if eval_titles else (),
