@@ -7,7 +7,9 @@
 #                                                      gguf wheel) and .device/wheels (the wheels in experiments/
 #                                                      wheels.txt, if any, for Python 3.12 manylinux)
 # There (one call each, carrying one of the folders):
-#         bash experiments/device.sh setup            -> gathers what was carried; once every part is there,
+#         bash experiments/device.sh setup            -> gathers what was carried (part1, part2, then wheels1 and
+#                                                      wheels2 + wheels where experiments/wheels.txt lists any);
+#                                                      once every part is there,
 #                                                      installs the wheels and converts the model (idempotent)
 #         bash experiments/device.sh start STUDY      -> runs experiments/STUDY.sh detached (setsid), on a frozen
 #                                                      copy of the code, logging to /root/runs/STUDY/log
@@ -30,7 +32,7 @@ case "${1:-}" in
 pack)
   py=${PYTHON:-.venv/bin/python}
   gguf=$($py -c "from agent.models import embedded_gguf; print(embedded_gguf())")
-  rm -rf .device && mkdir -p .device/part1 .device/part2 .device/wheels
+  rm -rf .device && mkdir -p .device/part1 .device/part2 .device/wheels .device/wheels1 .device/wheels2
   split -n 2 -d "$gguf" .device/q.part.
   mv .device/q.part.00 .device/part1/ && mv .device/q.part.01 .device/part2/
   $py -m pip download -q --no-deps -d .device/part2 gguf
@@ -38,6 +40,12 @@ pack)
     grep -v '^#' experiments/wheels.txt | xargs -r $py -m pip download -q --no-deps --only-binary=:all: \
       --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
       --platform manylinux2014_x86_64 -d .device/wheels
+    # a call carries 64 MiB with the tracked tree: a wheel over 30 MB travels in two pieces, joined by `setup`
+    for w in .device/wheels/*.whl; do
+      if [ "$(stat -c %s "$w")" -gt 30000000 ]; then
+        split -n 2 -d "$w" "$w." && mv "$w.00" .device/wheels1/ && mv "$w.01" .device/wheels2/ && rm "$w"
+      fi
+    done
   fi
   du -sh .device/*
   ;;
@@ -53,7 +61,7 @@ setup)
   done
   if [ ! -f $STAGE/smol/model.safetensors ] && [ -f $STAGE/q.part.00 ] && [ -f $STAGE/q.part.01 ]; then
     cat $STAGE/q.part.00 $STAGE/q.part.01 >$STAGE/model.gguf
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site $STAGE/*.whl
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site $STAGE/gguf-*.whl
     PYTHONPATH=/tmp/site python3 - <<'PY'
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -65,6 +73,11 @@ if hasattr(m.config, "quantization_config"):
 m.save_pretrained("/root/stage/smol"); tok.save_pretrained("/root/stage/smol")
 print("converted", sum(p.numel() for p in m.parameters()), "parameters")
 PY
+  fi
+  # the other wheels (Ray and what it needs), once they are all there
+  others=$(ls $STAGE/*.whl 2>/dev/null | grep -v '/gguf-' || true)
+  if [ -n "$others" ] && ! ls $STAGE/*.whl.[0-9][0-9] >/dev/null 2>&1 && [ ! -f $STAGE/.wheels-installed ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site $others && touch $STAGE/.wheels-installed
   fi
   [ -f $STAGE/smol/model.safetensors ] && echo "staged: $STAGE/smol" || echo "staged so far: $(ls $STAGE | tr '\n' ' ')"
   ;;
