@@ -56,7 +56,7 @@ setup)
   done
   # a wheel carried in pieces (split -b) is joined here: NAME.whl.00, NAME.whl.01, ...
   for first in $STAGE/*.whl.00; do
-    [ -e "$first" ] || continue
+    [ -e "$first" ] && [ -e "${first%.00}.01" ] || continue  # both halves (pack splits in two)
     whole=${first%.00}; cat "$whole".[0-9][0-9] >"$whole.tmp" && mv "$whole.tmp" "$whole" && rm -f "$whole".[0-9][0-9]
   done
   if [ ! -f $STAGE/smol/model.safetensors ] && [ -f $STAGE/q.part.00 ] && [ -f $STAGE/q.part.01 ]; then
