@@ -13,7 +13,7 @@ from teacher.backend import TransformersBackend
 from teacher.selfedit import Teacher
 
 from .config import Config
-from .errors import BadInput
+from .errors import BadInput, StoreError
 from .events import Emit, Stage, ignore
 from .memory import Edit, Memory
 from .models import load_model
@@ -36,6 +36,11 @@ class Agent:
         self._student: Student | None = student
         self._teacher: Teacher | None = teacher
         self.emit: Emit = ignore
+        try:
+            self.sweep()  # every command that opens the store for writing clears what a killed run left
+        except BaseException:
+            self.memory.close()
+            raise
         if student is not None:
             self._load_head()
 
@@ -102,10 +107,16 @@ class Agent:
     def sweep(self) -> None:
         """Remove what a killed run left: temp adapter folders, adapters and records no log entry names."""
         self.adapters.clean_tmp()
-        named = {e.adapter_id for e in self.memory.state().edits} | {e.parent_adapter for e in self.memory.state().edits}
-        for adapter_id in self.adapters.ids():
-            if adapter_id not in named:
-                self.adapters.remove(adapter_id)
+        edits = self.memory.state().edits
+        named = {e.adapter_id for e in edits} | {e.parent_adapter for e in edits}
+        unnamed = [a for a in self.adapters.ids() if a not in named]
+        # one run writes at a time and each writing command sweeps first: a killed commit leaves at most one
+        # adapter no log entry names. More means the log was lost: delete nothing on the strength of it.
+        if len(unnamed) > 1:
+            raise StoreError(f"{self.adapters.root}: {len(unnamed)} adapters are named by no edit-log entry; the "
+                             "edit log looks lost, so nothing was deleted (the store is corrupt)")
+        for adapter_id in unnamed:
+            self.adapters.remove(adapter_id)
         self.memory.sweep()
 
     # ---- questions --------------------------------------------------------------------------------------------

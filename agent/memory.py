@@ -1,12 +1,16 @@
 """The agent's memory: a chromadb PersistentClient under ``<home>/chroma``.
 
 Collections (ids in brackets):
-- documents [doc_id], chunks [doc_id:i], probes [doc_id:q<i>], selfedits [edit_id:<chunk>:<sample>] — embedded
+- documents [edit_id:doc_id], chunks [edit_id:doc_id:i], probes [edit_id:doc_id:q<i>], selfedits
+  [edit_id:<chunk>:<sample>] — embedded
   with the offline all-MiniLM-L6-v2 model so they can be searched by meaning;
 - training [edit_id:<i>]: every text an edit trained on (the stream the replay buffer samples from);
 - edits [edit_id]: the edit log (commit, reject, rollback entries) — the source of truth. Writing the edit entry
   is the commit point of an ingest: records of an edit with no log entry are leftovers of a killed run and are
-  ignored and swept.
+  ignored and swept. Every record id starts with its edit id, so an edit's records are its own: learning a
+  document again (``--force``, or after a rollback) never rewrites, re-tags or sweeps another edit's records.
+  (Stores written before this keyed documents/chunks/probes by doc_id alone; they are read through the
+  ``edit_id`` metadata, as every read is, so they stay readable.)
 Log-like collections carry a constant 1-d embedding: they are read by id and metadata, never by similarity.
 """
 from __future__ import annotations
@@ -200,10 +204,11 @@ class Memory:
 
     def add_document(self, edit_id: str, doc, chunks: list[str], probes: list[tuple[str, str]], origin: str) -> None:
         base = {"edit_id": edit_id, "doc_id": doc.doc_id, "title": doc.title}
-        self._add("documents", [doc.doc_id], [doc.text], [{**base, "source": doc.source, "created": time.time()}])
-        self._add("chunks", [f"{doc.doc_id}:{i}" for i in range(len(chunks))], chunks,
+        key = f"{edit_id}:{doc.doc_id}"  # per edit: another edit of the same document keeps its own records
+        self._add("documents", [key], [doc.text], [{**base, "source": doc.source, "created": time.time()}])
+        self._add("chunks", [f"{key}:{i}" for i in range(len(chunks))], chunks,
                   [{**base, "index": i} for i in range(len(chunks))])
-        self._add("probes", [f"{doc.doc_id}:q{i}" for i in range(len(probes))], [q for q, _ in probes],
+        self._add("probes", [f"{key}:q{i}" for i in range(len(probes))], [q for q, _ in probes],
                   [{**base, "answer": a, "index": i, "origin": origin} for i, (_, a) in enumerate(probes)])
 
     def add_selfedits(self, edit_id: str, doc_id: str, edits: list) -> None:
@@ -232,7 +237,7 @@ class Memory:
         commits = [e for e in st.edits if e.kind == "commit"]
         if not include_inactive:
             commits = [e for e in commits if st.status[e.edit_id] == "active"]
-        rows = {m["edit_id"]: {"doc_id": i, "title": m["title"], "source": m.get("source", ""), "text": d,
+        rows = {m["edit_id"]: {"doc_id": m.get("doc_id", i), "title": m["title"], "source": m.get("source", ""), "text": d,
                                "edit_id": m["edit_id"]}
                 for i, d, m in self._committed("documents", {e.edit_id for e in commits})}
         return [{**rows[e.edit_id], "status": st.status[e.edit_id], "seq": e.seq}
@@ -242,10 +247,19 @@ class Memory:
         return {e.doc_id for e in self.state().active()}
 
     def probes(self, edit_ids: set[str] | None = None) -> dict[str, list[tuple[str, str]]]:
-        """doc_id -> [(question, answer)] of the active (or given) edits."""
+        """doc_id -> [(question, answer)] of the active (or given) edits. A document learned by several of them
+        (``--force``) has the probes of the latest one."""
+        seq = {e.edit_id: e.seq for e in self.state().edits}
+        latest: dict[str, str] = {}
+        rows = self._committed("probes", self.active_edit_ids() if edit_ids is None else edit_ids)
+        for _, _, m in rows:
+            d, e = m["doc_id"], m["edit_id"]
+            if d not in latest or seq.get(e, 0) > seq.get(latest[d], 0):
+                latest[d] = e
         out: dict[str, list[tuple[int, str, str]]] = {}
-        for _, q, m in self._committed("probes", self.active_edit_ids() if edit_ids is None else edit_ids):
-            out.setdefault(m["doc_id"], []).append((m["index"], q, m["answer"]))
+        for _, q, m in rows:
+            if latest[m["doc_id"]] == m["edit_id"]:
+                out.setdefault(m["doc_id"], []).append((m["index"], q, m["answer"]))
         return {d: [(q, a) for _, q, a in sorted(v)] for d, v in out.items()}
 
     def training_stream(self) -> list[str]:
@@ -267,16 +281,26 @@ class Memory:
         return [(m["doc_id"], list(map(float, v))) for v, m in zip(got["embeddings"], got["metadatas"])]
 
     def sweep(self) -> int:
-        """Delete records left by a killed run (their edit has no log entry). Returns how many."""
+        """Delete records left by a killed run (their edit has no log entry). Returns how many.
+
+        Only one run writes at a time and every writing command sweeps first, so the leftovers belong to at most
+        one unlogged edit; records of several unlogged edits mean the log itself was lost, and nothing is
+        deleted on the strength of it (StoreError instead)."""
         logged = {e.edit_id for e in self.state().edits}
-        n = 0
+        found: dict[str, list[str]] = {}
+        owners: set = set()
         for name in EMBEDDED + ("training",):
             got = self.cols[name].get(include=["metadatas"])
-            orphans = [i for i, m in zip(got["ids"], got["metadatas"]) if m.get("edit_id") not in logged]
+            orphans = [(i, m.get("edit_id")) for i, m in zip(got["ids"], got["metadatas"]) if m.get("edit_id") not in logged]
             if orphans:
-                self.cols[name].delete(ids=orphans)
-                n += len(orphans)
-        return n
+                found[name] = [i for i, _ in orphans]
+                owners.update(e for _, e in orphans)
+        if len(owners) > 1:
+            raise StoreError(f"{self.home}: the memory holds records of {len(owners)} edits its log does not "
+                             "name; the edit log looks lost, so nothing was deleted (the store is corrupt)")
+        for name, orphans in found.items():
+            self.cols[name].delete(ids=orphans)
+        return sum(map(len, found.values()))
 
     def search(self, text: str, n: int = 5) -> list[dict]:
         """Committed chunks nearest in meaning to text."""
