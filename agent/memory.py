@@ -157,15 +157,32 @@ class Memory:
             self._lock_file.close()
             raise StoreError("chromadb is not installed (pip install chromadb): the memory store needs it") from None
         try:
+            evidence = _history_evidence(self.home)
+            db = self.home / "chroma" / "chroma.sqlite3"
+            if evidence and (not db.is_file() or db.stat().st_size == 0):
+                raise StoreError(f"{db}: the memory database is {'empty' if db.is_file() else 'missing'} but the "
+                                 f"home holds {evidence}: the store is corrupt (restore {db.parent} from a backup, "
+                                 "or use another --home); nothing was changed")
             self.client = chromadb.PersistentClient(path=str(self.home / "chroma"),
                                                     settings=chromadb.Settings(anonymized_telemetry=False))
+            names = {getattr(c, "name", c) for c in self.client.list_collections()}
+            if evidence and "edits" not in names:
+                raise StoreError(f"{db}: the memory database has no edit log but the home holds {evidence}: the "
+                                 "store is corrupt; nothing was changed")
             self.cols = {name: self.client.get_or_create_collection(name, embedding_function=None)
                          for name in EMBEDDED + LOGS}
             self._state = None
             self.state()
         except StoreError:
+            self._lock_file.close()
             raise
+        except OSError:
+            self._lock_file.close()
+            raise  # permissions, a full disk: said as such by the CLI's error boundary, not as "corrupt"
         except Exception as e:  # chromadb raises many types for a damaged sqlite file
+            self._lock_file.close()
+            if _disk_full(e):
+                raise StoreError(f"{self.home / 'chroma'}: no space left on device (disk full)") from None
             raise StoreError(f"{self.home}: the memory store is corrupt or unreadable ({type(e).__name__}: "
                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
         self.embed = LazyEmbedder(embedder)
@@ -313,6 +330,25 @@ class Memory:
                 for d, m, dist in zip(res["documents"][0], res["metadatas"][0], res["distances"][0])
                 if m["edit_id"] in active]
         return hits[:n]
+
+
+def _history_evidence(home: Path) -> str:
+    """What in ``home`` shows that it has learned before ("" if nothing): saved adapters (the ledger or folders)."""
+    root = home / "adapters" / "student"
+    saved = 0
+    try:
+        ledger = (root / ".ids").read_text(errors="replace").splitlines()
+        saved = sum(1 for line in ledger if line.startswith("saved\t"))
+    except OSError:
+        pass
+    if not saved and root.is_dir():
+        saved = sum(1 for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return f"{saved} saved adapter(s) in {root}" if saved else ""
+
+
+def _disk_full(e: BaseException) -> bool:
+    text = str(e).lower()
+    return getattr(e, "errno", None) == 28 or "no space left" in text or "database or disk is full" in text
 
 
 def atomic_write(path: Path, text: str) -> None:

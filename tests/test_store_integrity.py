@@ -53,3 +53,53 @@ def test_forced_reingest_then_rollback_keeps_the_original_edit_whole(tmp_path, u
     assert records(agent, a.edit_id) == kept and c.edit_id not in (a.edit_id, b.edit_id)
     assert [d["edit_id"] for d in agent.memory.documents()] == [c.edit_id]
     agent.close()
+
+
+def learned_home(tmp_path, *docs):
+    home = tmp_path / "home"
+    agent = make_tiny_agent(home)
+    for i, d in enumerate(docs or (DOC,)):
+        Ingest(agent, IngestOptions(guard=False)).run([write(tmp_path, f"d{i}.json", d)])
+    agent.close()
+    return home
+
+
+def files(home):
+    return sorted((str(p.relative_to(home)), p.stat().st_size) for p in home.rglob("*")
+                  if p.is_file() and "chroma" not in p.parts and p.name != ".lock")
+
+
+@pytest.mark.parametrize("damage", ["empty", "missing-db", "missing-folder"])
+def test_a_store_that_lost_its_database_is_corrupt_not_fresh(tmp_path, damage):
+    import shutil
+    home = learned_home(tmp_path)
+    db = home / "chroma" / "chroma.sqlite3"
+    if damage == "empty":
+        db.write_bytes(b"")
+    elif damage == "missing-db":
+        db.unlink()
+    else:
+        shutil.rmtree(home / "chroma")
+    before = files(home)
+    with pytest.raises(StoreError, match="store is corrupt"):
+        make_tiny_agent(home)
+    assert files(home) == before                                  # no adapter deleted
+
+
+def test_nothing_is_deleted_on_the_strength_of_a_lost_log(tmp_path):
+    """Two adapters no log entry names (a log lost another way than an empty file): refused, nothing deleted."""
+    home = learned_home(tmp_path, DOC, DOC2)
+    agent = make_tiny_agent(home)
+    for e in agent.memory.state().edits:
+        agent.memory.cols["edits"].delete(ids=[e.edit_id])
+    agent.close()
+    before = files(home)
+    with pytest.raises(StoreError, match="edit log looks lost"):
+        make_tiny_agent(home)
+    assert files(home) == before
+
+
+def test_a_fresh_home_still_opens(tmp_path):
+    agent = make_tiny_agent(tmp_path / "new")
+    assert agent.history() == []
+    agent.close()
