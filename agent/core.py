@@ -6,7 +6,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from student.adapters import AdapterStore
+from student.adapters import AdapterError, AdapterStore
 from student.grading import Grade, grade, mean_grade
 from student.student import Student
 from teacher.backend import TransformersBackend
@@ -78,12 +78,16 @@ class Agent:
         self._student.load(self.adapter_state(head))
 
     def adapter_state(self, adapter_id: str) -> dict:
-        """A stored student adapter's weights, refused (one line) if trained with other LoRA settings."""
-        lora = self.adapters.meta(adapter_id).get("lora")
-        if lora and lora != asdict(self.cfg.lora):
-            raise BadInput(f"adapter {adapter_id} was trained with lora {lora}; "
-                           f"the config says {asdict(self.cfg.lora)}")
-        return self.adapters.load_state(adapter_id)
+        """A stored student adapter's weights, refused (one line) if trained with other LoRA settings, damaged
+        or missing (StoreError naming the adapter's file)."""
+        try:
+            lora = self.adapters.meta(adapter_id).get("lora")
+            if lora and lora != asdict(self.cfg.lora):
+                raise BadInput(f"adapter {adapter_id} was trained with lora {lora}; "
+                               f"the config says {asdict(self.cfg.lora)}")
+            return self.adapters.load_state(adapter_id)
+        except AdapterError as e:
+            raise StoreError(str(e)) from None
 
     @property
     def teacher(self) -> Teacher:

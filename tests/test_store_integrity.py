@@ -103,3 +103,42 @@ def test_a_fresh_home_still_opens(tmp_path):
     agent = make_tiny_agent(tmp_path / "new")
     assert agent.history() == []
     agent.close()
+
+
+def _damage(folder, how):
+    import torch
+    weights = next(folder.rglob("adapter_model.safetensors"))
+    if how == "middle":
+        data = bytearray(weights.read_bytes())
+        mid = len(data) // 2
+        data[mid:mid + 64] = bytes(64)
+        weights.write_bytes(bytes(data))
+    elif how == "truncated":
+        weights.write_bytes(weights.read_bytes()[:100])
+    elif how == "garbage":
+        weights.write_bytes(b"\x07garbage" * 50)
+    elif how == "bin":
+        weights.unlink()
+        torch.save({"w": torch.zeros(1)}, folder / "adapter_model.bin")
+    elif how == "meta":
+        (folder / "seal_meta.json").write_text("{nope")
+    elif how == "no-meta":
+        (folder / "seal_meta.json").unlink()
+    elif how == "folder":
+        import shutil
+        shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("how", ["middle", "truncated", "garbage", "bin", "meta", "no-meta", "folder"])
+def test_a_damaged_adapter_is_an_error_naming_it_never_an_answer(tmp_path, how):
+    home = learned_home(tmp_path)
+    agent = make_tiny_agent(home)
+    [edit] = agent.memory.state().active()
+    agent.close()
+    _damage(home / "adapters" / "student" / edit.adapter_id, how)
+    with pytest.raises(StoreError, match=f"adapter {edit.adapter_id}"):
+        agent = make_tiny_agent(home)
+        try:
+            agent.ask([DOC["questions"][0]["question"]])
+        finally:
+            agent.close()
