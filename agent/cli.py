@@ -211,13 +211,39 @@ def _register_subcommands() -> None:
 _register_subcommands()
 
 
+_CORE = {"ingest", "ask", "history", "rollback", "probe", "demo", "tui"}
+
+
+def _json_anywhere(argv: list[str]) -> list[str]:
+    """``--json`` after a core command (``seal-agent history --json``) means what it means before it."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        if argv[i] == "--":
+            return argv
+        i += 2 if argv[i] in ("--home", "--set") else 1
+    if i >= len(argv) or argv[i] not in _CORE:
+        return argv
+    head, rest = argv[:i + 1], argv[i + 1:]
+    end = rest.index("--") if "--" in rest else len(rest)
+    if "--json" not in rest[:end]:
+        return argv
+    return ["--json"] + head + [a for a in rest[:end] if a != "--json"] + rest[end:]
+
+
 def main(argv: list[str] | None = None) -> None:
+    """The error boundary: every failure a user can meet is one line on stderr naming the file and the cause,
+    exit status 2 (SEAL_AGENT_DEBUG=1 adds the traceback). Usage errors: 2; interrupted: 130; a rejected edit
+    (ingest): 1."""
+    import os
+
+    from .errors import describe
     # typer 0.29 vendors click as typer._click; older typers use click itself
     try:
         from typer._click import exceptions as cx
     except ImportError:  # pragma: no cover
         from click import exceptions as cx
     cmd = typer.main.get_command(app)
+    argv = _json_anywhere(list(sys.argv[1:] if argv is None else argv))
     try:
         code = cmd.main(args=argv, prog_name="seal-agent", standalone_mode=False)
     except cx.UsageError as e:
@@ -226,11 +252,23 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         print("error: interrupted; nothing was committed for the edit in progress", file=sys.stderr)
         sys.exit(130)
-    except SealError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     except typer.Exit as e:
         sys.exit(e.exit_code)
+    except BrokenPipeError:  # `seal-agent history | head`: the reader left
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        sys.exit(0)
+    except cx.ClickException as e:
+        print(f"error: {' '.join(e.format_message().split())}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as e:  # noqa: BLE001 - the boundary: one line, never a traceback
+        if os.environ.get("SEAL_AGENT_DEBUG"):
+            import traceback
+            traceback.print_exc()
+        print(f"error: {' '.join(describe(e).split())}", file=sys.stderr)
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
 
 

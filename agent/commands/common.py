@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,9 +44,25 @@ def emitter(ctx: typer.Context):
     return RichRenderer(Console(stderr=True))
 
 
+def finite(data):
+    """``data`` with every NaN or infinity made ``null``: strict JSON parsers reject NaN."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(v) for v in data]
+    return data
+
+
+def dumps(data) -> str:
+    """Strict JSON (no NaN) of command output."""
+    return json.dumps(finite(json.loads(json.dumps(data, default=str))), indent=2, allow_nan=False)
+
+
 def output(ctx: typer.Context, data, human: Callable[[Console], None] | None = None) -> None:
     st = state(ctx)
     if st.json or human is None:
-        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        sys.stdout.write(dumps(data) + "\n")
     else:
         human(st.console)
