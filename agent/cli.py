@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from .commands.common import CliState, emitter, open_agent, output, state
@@ -55,7 +54,7 @@ def ingest(ctx: typer.Context,
 
     from .errors import BadInput
     from .ingest import Ingest, IngestOptions
-    from .render import answers_table
+    from .render import answers_table, plain
     if prompt is not None and prompt not in FAMILIES:
         raise BadInput(f"--prompt {prompt!r}: choose one of {', '.join(FAMILIES)}")
     t0 = time.time()
@@ -68,7 +67,7 @@ def ingest(ctx: typer.Context,
         for o in outcomes:
             console.print(answers_table(o.answers))
             colour = "green" if o.status == "committed" else "yellow"
-            console.print(f"[{colour}]{o.status}[/] {o.edit_id} '{o.title}': probe accuracy {o.before:.2f} -> "
+            console.print(f"[{colour}]{o.status}[/] {o.edit_id} '{plain(o.title, True)}': probe accuracy {o.before:.2f} -> "
                           f"{o.after:.2f}, {o.train_steps} steps on {o.texts} texts, {o.seconds:.1f} s")
         console.print(f"total {data['seconds']:.1f} s")
     output(ctx, data, human)
@@ -82,6 +81,7 @@ def ask(ctx: typer.Context, question: str = typer.Argument(..., help="A question
         both: bool = typer.Option(False, "--both", help="Show the student's and the base model's answers.")):
     """The student's closed-book answer to a question."""
     from .errors import BadInput
+    from .render import plain
     if not question.strip():
         raise BadInput("the question is empty")
     with open_agent(ctx) as agent:
@@ -100,13 +100,17 @@ def ask(ctx: typer.Context, question: str = typer.Argument(..., help="A question
                 if who == "student" and "via" in data:
                     via = (f" (via the adapter of '{data['via']}')" if data["via"]
                            else " (no learned document is close: the base model)")
-                console.print(f"[bold]{who}[/]{escape(via)}[bold]:[/] {escape(data[who])}")
+                console.print(f"[bold]{who}[/]{plain(via)}[bold]:[/] {plain(data[who])}")
     output(ctx, data, human)
 
 
 @app.command()
 def history(ctx: typer.Context):
-    """Every edit: document, time, probe accuracy before/after, status."""
+    """Every edit: document, time, probe accuracy before/after, status (edit ids in full: rollback takes them,
+    or any unique prefix)."""
+    from rich.text import Text
+
+    from .render import safe_text
     with open_agent(ctx) as agent:
         rows, mode = agent.history(), agent.update_mode
 
@@ -115,12 +119,14 @@ def history(ctx: typer.Context):
             console.print(f"no edits yet: seal-agent ingest FILE (update mode: {mode})")
             return
         what = {"route": "an adapter per document, questions routed", "continue": "one adapter that keeps learning"}
-        t = Table(title=f"edits in {state(ctx).home}", caption=f"update mode: {mode} ({what[mode]})")
+        t = Table(title=Text(f"edits in {safe_text(state(ctx).home)}"), caption=f"update mode: {mode} ({what[mode]})")
+        id_width = max(len(r["edit_id"]) for r in rows)
         for c in ("edit", "when", "kind", "status", "document", "before", "after", "s"):
-            t.add_column(c)
+            t.add_column(c, no_wrap=c == "edit", min_width=id_width if c == "edit" else None,
+                         overflow="fold" if c == "document" else "ellipsis")
         for r in rows:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"]))
-            t.add_row(r["edit_id"], when, r["kind"], r["status"], r["title"][:30],
+            t.add_row(r["edit_id"], when, r["kind"], r["status"], Text(safe_text(r["title"], True, 30)),
                       f"{r['before']:.2f}" if r["kind"] != "rollback" else "",
                       f"{r['after']:.2f}" if r["kind"] != "rollback" else "", f"{r['seconds']:.0f}")
         console.print(t)
@@ -129,15 +135,28 @@ def history(ctx: typer.Context):
 
 @app.command()
 def rollback(ctx: typer.Context, edit_id: str = typer.Argument(..., help="The edit to undo (with every later one).")):
-    """Undo a committed edit: the student returns to the adapter it had before it."""
+    """Undo a committed edit (its id, or a unique prefix of it) and every later one: the student returns to the
+    adapter it had before it (continue), or its documents stop being routed to (route)."""
     with open_agent(ctx) as agent:
         data = agent.rollback(edit_id)
-    output(ctx, data, lambda c: c.print(f"rolled back {', '.join(data['undone'])}; student now at {data['head']}"))
+
+    def human(console):
+        if data.get("mode") == "route":
+            console.print(f"rolled back {', '.join(data['undone'])}: questions are no longer routed to the "
+                          f"adapter(s) of {plain(', '.join(data.get('titles', [])), True)}; the other learned documents "
+                          "keep theirs")
+        else:
+            console.print(f"rolled back {', '.join(data['undone'])}; student now at {data['head']}")
+    from .render import plain
+    output(ctx, data, human)
 
 
 @app.command()
 def probe(ctx: typer.Context):
     """Re-run every stored probe against the current student: accuracy per document."""
+    from rich.text import Text
+
+    from .render import safe_text
     with open_agent(ctx) as agent, emitter(ctx) as emit:
         rows = agent.probe(emit)
 
@@ -149,7 +168,7 @@ def probe(ctx: typer.Context):
         for c in ("document", "edit", "n", "now", "learned", "F1"):
             t.add_column(c)
         for r in rows:
-            t.add_row(r["title"][:40], r["edit_id"], str(r["n"]), f"{r['accuracy']:.2f}",
+            t.add_row(Text(safe_text(r["title"], True, 40)), r["edit_id"], str(r["n"]), f"{r['accuracy']:.2f}",
                       f"{r['learned']:.2f}" if r["learned"] is not None else "-", f"{r['f1']:.2f}")
         console.print(t)
     output(ctx, rows, human)

@@ -191,6 +191,13 @@ class Agent:
         """Undo a committed edit and every later one: the student returns to the adapter it had before it."""
         st = self.memory.state()
         edit = self.memory.find_edit(edit_id)
+        if edit is None and edit_id:  # a unique prefix of a committed edit's id
+            matches = [e for e in st.edits if e.kind == "commit" and e.edit_id.startswith(edit_id)]
+            if len(matches) > 1:
+                raise BadInput(f"{edit_id}: matches {len(matches)} edits ({', '.join(e.edit_id for e in matches[:3])}"
+                               f"{', …' if len(matches) > 3 else ''}); give more of the id")
+            edit = matches[0] if matches else None
+            edit_id = edit.edit_id if edit else edit_id
         if edit is None or edit.kind != "commit":
             raise BadInput(f"{edit_id}: no such committed edit (see: seal-agent history)")
         if st.status[edit_id] != "active":
@@ -202,4 +209,6 @@ class Agent:
         self.memory.log(entry)
         if self._student is not None:
             self._load_head()
-        return {"rollback": entry.edit_id, "undone": undone, "head": entry.adapter_id or "base"}
+        titles = [e.title for e in st.active() if e.edit_id in undone]
+        return {"rollback": entry.edit_id, "undone": undone, "head": entry.adapter_id or "base",
+                "mode": self.update_mode, "titles": titles}

@@ -190,8 +190,12 @@ class SealApp(App):
         elif m.error:
             self.notify(m.error, title=f"{m.kind.capitalize()} failed", severity="error", timeout=10)
         elif m.kind == "rollback":
-            self.notify(f"Rolled back {', '.join(m.result['undone'])}; the student is at {m.result['head']}.",
-                        title="Rollback")
+            if m.result.get("mode") == "route":
+                self.notify(f"Rolled back {', '.join(m.result['undone'])}: questions are no longer routed to "
+                            f"{one_line(', '.join(m.result.get('titles', [])), 80)}.", title="Rollback")
+            else:
+                self.notify(f"Rolled back {', '.join(m.result['undone'])}; the student is at {m.result['head']}.",
+                            title="Rollback")
             self.refresh_store()
         elif m.kind == "probe":
             self.query_one(DocumentsPane).set_now(m.result)
@@ -351,8 +355,8 @@ class SealApp(App):
 
 
 def _one_line_error(e: BaseException) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return text if isinstance(e, SealError) else f"{type(e).__name__}: {text}" if text else type(e).__name__
+    from agent.errors import describe
+    return describe(e)
 
 
 def run(cfg: "Config") -> None:
