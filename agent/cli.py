@@ -84,7 +84,7 @@ def ask(ctx: typer.Context, question: str = typer.Argument(..., help="A question
     from .render import plain
     if not question.strip():
         raise BadInput("the question is empty")
-    with open_agent(ctx) as agent:
+    with open_agent(ctx, read=True) as agent:
         data = {"question": question}
         if both or not base:
             data["student"] = agent.ask([question])[0]
@@ -111,7 +111,7 @@ def history(ctx: typer.Context):
     from rich.text import Text
 
     from .render import safe_text
-    with open_agent(ctx) as agent:
+    with open_agent(ctx, read=True) as agent:
         rows, mode = agent.history(), agent.update_mode
 
     def human(console):
@@ -157,7 +157,7 @@ def probe(ctx: typer.Context):
     from rich.text import Text
 
     from .render import safe_text
-    with open_agent(ctx) as agent, emitter(ctx) as emit:
+    with open_agent(ctx, read=True) as agent, emitter(ctx) as emit:
         rows = agent.probe(emit)
 
     def human(console):

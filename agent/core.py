@@ -109,7 +109,10 @@ class Agent:
 
     # ---- housekeeping ---------------------------------------------------------------------------------------
     def sweep(self) -> None:
-        """Remove what a killed run left: temp adapter folders, adapters and records no log entry names."""
+        """Remove what a killed run left: temp adapter folders, adapters and records no log entry names (not in a
+        read-only snapshot: a writer holds the home)."""
+        if self.memory.read_only:
+            return
         self.adapters.clean_tmp()
         edits = self.memory.state().edits
         named = {e.adapter_id for e in edits} | {e.parent_adapter for e in edits}

@@ -11,13 +11,19 @@ Collections (ids in brackets):
   document again (``--force``, or after a rollback) never rewrites, re-tags or sweeps another edit's records.
   (Stores written before this keyed documents/chunks/probes by doc_id alone; they are read through the
   ``edit_id`` metadata, as every read is, so they stay readable.)
+Readers never wait for a writer: every change of the log (and every writing open) rewrites ``committed.json``
+atomically -- the log, the committed documents and probes, the active chunks' vectors -- and a reading command
+(``ask``, ``history``, ``probe``: opened inside :func:`reading`) that finds the home locked by a writer reads
+that snapshot, the last committed state, instead of waiting or touching chromadb.
 Log-like collections carry a constant 1-d embedding: they are read by id and metadata, never by similarity.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +35,19 @@ FORMAT = 1
 EMBEDDED = ("documents", "chunks", "probes", "selfedits")
 LOGS = ("training", "edits")
 _FLAT = [1.0]
+SNAPSHOT = "committed.json"
+_READING = threading.local()
+
+
+@contextlib.contextmanager
+def reading():
+    """Stores opened inside this block may be a writer's last committed snapshot (read-only) when a writer holds
+    the home, instead of a refusal."""
+    _READING.on = True
+    try:
+        yield
+    finally:
+        _READING.on = False
 
 
 class LazyEmbedder:
@@ -146,10 +165,15 @@ class Memory:
     def __init__(self, home: Path, create: bool = True, embedder: str = "embedded"):
         self.home = Path(home).expanduser()
         check_home(self.home, create)
+        self.read_only, self._snap = False, None
+        self.embed = LazyEmbedder(embedder)
         self._lock_file = open(self.home / ".lock", "a+")
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            self._lock_file.close()
+            if getattr(_READING, "on", False) and self._open_snapshot():
+                return
             raise StoreError(f"{self.home}: in use by another seal-agent process") from None
         try:
             import chromadb
@@ -185,9 +209,44 @@ class Memory:
                 raise StoreError(f"{self.home / 'chroma'}: no space left on device (disk full)") from None
             raise StoreError(f"{self.home}: the memory store is corrupt or unreadable ({type(e).__name__}: "
                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
-        self.embed = LazyEmbedder(embedder)
+
+    def _open_snapshot(self) -> bool:
+        path = self.home / SNAPSHOT
+        try:
+            snap = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError) as e:
+            raise StoreError(f"{path}: the committed snapshot is unreadable ({e}); wait for the writer to finish") from None
+        if not isinstance(snap, dict) or snap.get("format") != FORMAT:
+            return False
+        self.read_only, self._snap, self._state = True, snap, None
+        return True
+
+    def write_snapshot(self) -> None:
+        """What readers need while a writer holds the home (see the module doc), written atomically."""
+        st = self.state()
+        commits = {e.edit_id for e in st.edits if e.kind == "commit"}
+        rows = {}
+        for col in ("documents", "probes"):
+            rows[col] = [list(r) for r in self._committed(col, commits)]
+        active = sorted(self.active_edit_ids())
+        chunks = []
+        if active:
+            got = self.cols["chunks"].get(where={"edit_id": {"$in": active}}, include=["embeddings", "metadatas"])
+            chunks = [[m["doc_id"], m["edit_id"], [round(float(x), 6) for x in v]]
+                      for v, m in zip(got["embeddings"], got["metadatas"])]
+        snap = {"format": FORMAT, "written": time.time(), "edits": [e.to_meta() for e in st.edits], "rows": rows,
+                "chunks": chunks}
+        atomic_write(self.home / SNAPSHOT, json.dumps(snap))
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.home}: opened read-only (another seal-agent process is writing to it)")
 
     def close(self) -> None:
+        if self.read_only:
+            return
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
         finally:
@@ -196,18 +255,20 @@ class Memory:
     # ---- the edit log -------------------------------------------------------------------------------------
     def state(self) -> EditState:
         if self._state is None:
-            got = self.cols["edits"].get(include=["metadatas"])
-            self._state = derive_state([Edit.from_meta(m) for m in got["metadatas"]])
+            metas = self._snap["edits"] if self.read_only else self.cols["edits"].get(include=["metadatas"])["metadatas"]
+            self._state = derive_state([Edit.from_meta(m) for m in metas])
         return self._state
 
     def next_seq(self) -> int:
         return max((e.seq for e in self.state().edits), default=0) + 1
 
     def log(self, edit: Edit) -> None:
-        """Append one log entry: a single upsert, so the log is never half-written."""
+        """Append one log entry: a single upsert, so the log is never half-written (then the readers' snapshot)."""
+        self._writable()
         self.cols["edits"].upsert(ids=[edit.edit_id], documents=[edit.kind], embeddings=[_FLAT],
                                   metadatas=[edit.to_meta()])
         self._state = None
+        self.write_snapshot()
 
     def find_edit(self, edit_id: str) -> Edit | None:
         return next((e for e in self.state().edits if e.edit_id == edit_id), None)
@@ -216,6 +277,7 @@ class Memory:
     def _add(self, col: str, ids: list[str], docs: list[str], metas: list[dict]) -> None:
         if not ids:
             return
+        self._writable()
         emb = self.embed(docs) if col in EMBEDDED else [_FLAT] * len(ids)
         self.cols[col].upsert(ids=ids, documents=docs, embeddings=emb, metadatas=metas)
 
@@ -242,6 +304,8 @@ class Memory:
     def _committed(self, col: str, edit_ids: set[str]) -> list[tuple[str, str, dict]]:
         if not edit_ids:
             return []
+        if self.read_only:
+            return [tuple(r) for r in self._snap["rows"].get(col, []) if r[2].get("edit_id") in edit_ids]
         got = self.cols[col].get(where={"edit_id": {"$in": sorted(edit_ids)}}, include=["documents", "metadatas"])
         return list(zip(got["ids"], got["documents"], got["metadatas"]))
 
@@ -294,6 +358,8 @@ class Memory:
         active = self.active_edit_ids()
         if not active:
             return []
+        if self.read_only:
+            return [(d, list(v)) for d, e, v in self._snap["chunks"] if e in active]
         got = self.cols["chunks"].get(where={"edit_id": {"$in": sorted(active)}}, include=["embeddings", "metadatas"])
         return [(m["doc_id"], list(map(float, v))) for v, m in zip(got["embeddings"], got["metadatas"])]
 
@@ -303,6 +369,9 @@ class Memory:
         Only one run writes at a time and every writing command sweeps first, so the leftovers belong to at most
         one unlogged edit; records of several unlogged edits mean the log itself was lost, and nothing is
         deleted on the strength of it (StoreError instead)."""
+        self._writable()
+        for tmp in self.home.glob(f".{SNAPSHOT}.tmp-*"):
+            tmp.unlink(missing_ok=True)
         logged = {e.edit_id for e in self.state().edits}
         found: dict[str, list[str]] = {}
         owners: set = set()
@@ -317,10 +386,13 @@ class Memory:
                              "name; the edit log looks lost, so nothing was deleted (the store is corrupt)")
         for name, orphans in found.items():
             self.cols[name].delete(ids=orphans)
+        self.write_snapshot()
         return sum(map(len, found.values()))
 
     def search(self, text: str, n: int = 5) -> list[dict]:
         """Committed chunks nearest in meaning to text."""
+        if self.read_only:
+            raise StoreError(f"{self.home}: search needs the store, which another seal-agent process is writing")
         if self.cols["chunks"].count() == 0:
             return []
         res = self.cols["chunks"].query(query_embeddings=self.embed([text]), n_results=min(50, n * 4),

@@ -44,7 +44,7 @@ def test_documents_with_markup_and_escapes_through_the_cli(capsys, tmp_path, mon
     f = tmp_path / "nasty.json"
     f.write_text(json.dumps(docs))
     home = tmp_path / "home"
-    monkeypatch.setattr("agent.cli.open_agent", lambda ctx, create=True: make_tiny_agent(home))
+    monkeypatch.setattr("agent.cli.open_agent", lambda ctx, create=True, read=False: make_tiny_agent(home))
     monkeypatch.setenv("COLUMNS", "80")
     outputs = []
     for argv in (["ingest", "--no-guard", str(f)], ["history"], ["probe"], ["ask", f"Where {NASTY[0]} {NASTY[6]}?"]):

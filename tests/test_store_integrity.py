@@ -142,3 +142,37 @@ def test_a_damaged_adapter_is_an_error_naming_it_never_an_answer(tmp_path, how):
             agent.ask([DOC["questions"][0]["question"]])
         finally:
             agent.close()
+
+
+def test_readers_do_not_wait_for_a_writer(tmp_path, capsys):
+    """While a writer holds the home, ask/history/probe read the last committed state (the snapshot)."""
+    from agent.cli import main
+    from agent.memory import reading
+    home = learned_home(tmp_path)
+    writer = make_tiny_agent(home)                    # holds the home, as an ingest does
+    questions = [q["question"] for q in DOC["questions"]]
+    try:
+        expected, hist = writer.ask(questions), writer.history()
+        with pytest.raises(StoreError, match="in use"):
+            make_tiny_agent(home)                     # a second writer is refused
+        with reading():
+            reader = make_tiny_agent(home)
+        assert reader.memory.read_only and reader.history() == hist
+        assert reader.ask(questions) == expected and reader.routes(questions) == ["Zorblat", "Zorblat"]
+        assert [r["title"] for r in reader.probe()] == ["Zorblat"]
+        with pytest.raises(StoreError, match="read-only"):
+            reader.rollback(hist[0]["edit_id"])
+        reader.close()
+        with pytest.raises(SystemExit) as e:
+            main(["--home", str(home), "history", "--json"])
+        out, err = capsys.readouterr()
+        assert e.value.code == 0, err
+        assert [r["edit_id"] for r in json.loads(out)] == [r["edit_id"] for r in hist]
+        # a commit while readers read: the snapshot follows it
+        Ingest(writer, IngestOptions(guard=False)).run([write(tmp_path, "m.json", DOC2)])
+        with reading():
+            reader = make_tiny_agent(home)
+        assert len(reader.history()) == 2
+        reader.close()
+    finally:
+        writer.close()

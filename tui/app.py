@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from agent.config import Config
 
 TABS = Binding.Group("Tabs", compact=True)
+RETRY_OPEN_S = 1.0   # how often a home in use by another process is tried again
 QUIT_GRACE_S = 3.0   # how long quitting waits for a job thread to notice the cancel flag
 
 
@@ -92,8 +93,22 @@ class SealApp(App):
                                                         exit_on_error=False))
 
     def _open_thread(self) -> None:
+        """Open the store; while another seal-agent process holds the home (a CLI ingest), wait and retry."""
+        import time as _time
+        waiting = False
         try:
-            agent = self.agent_factory(self.cfg)
+            while True:
+                try:
+                    agent = self.agent_factory(self.cfg)
+                    break
+                except SealError as e:
+                    if "in use by another seal-agent process" not in str(e) or self.cancel_event.is_set():
+                        raise
+                    if not waiting:
+                        waiting = True
+                        self.call_from_thread(self.status.show, store=f"waiting: {self.cfg.home} is in use by "
+                                              "another seal-agent process; it opens when that ends")
+                    _time.sleep(RETRY_OPEN_S)
             agent.emit = self.emit
             self.agent = agent
             self.post_message(AgentReady())

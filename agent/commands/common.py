@@ -29,9 +29,15 @@ def state(ctx: typer.Context) -> CliState:
     return ctx.find_root().obj
 
 
-def open_agent(ctx: typer.Context, create: bool = True):
+def open_agent(ctx: typer.Context, create: bool = True, read: bool = False):
+    """The agent on the home; ``read``: a reading command, which reads the last committed state when a writer
+    (an ingest) holds the home instead of being refused."""
     from ..core import Agent
-    return Agent(state(ctx).config(), create=create)
+    if not read:
+        return Agent(state(ctx).config(), create=create)
+    from ..memory import reading
+    with reading():
+        return Agent(state(ctx).config(), create=create)
 
 
 def emitter(ctx: typer.Context):
