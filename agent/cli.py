@@ -49,7 +49,12 @@ def ingest(ctx: typer.Context,
            samples: Optional[int] = typer.Option(None, "--samples", "-k", min=1, max=64, help="Self-edits per chunk."),
            force: bool = typer.Option(False, "--force", help="Learn a document again even if it is already learned."),
            no_guard: bool = typer.Option(False, "--no-guard", help="Keep the edit even if its probes get worse.")):
-    """Learn documents: the teacher writes self-edits, the student absorbs them, probes show the gain."""
+    """Learn documents: the teacher writes self-edits, the student absorbs them, probes show the gain.
+
+    Exit status:
+    0 = every edit committed;
+    1 = the guard rejected an edit (its probes got worse or earlier documents fell; --no-guard keeps it);
+    2 = an error (one line on stderr; nothing committed for the edit in progress); 130 = interrupted."""
     from teacher.prompts import FAMILIES
 
     from .errors import BadInput
@@ -157,7 +162,7 @@ def probe(ctx: typer.Context):
     from rich.text import Text
 
     from .render import safe_text
-    with open_agent(ctx, read=True) as agent, emitter(ctx) as emit:
+    with open_agent(ctx, read=True) as agent, emitter(ctx, transient=True) as emit:  # no bar left above the table
         rows = agent.probe(emit)
 
     def human(console):

@@ -45,12 +45,13 @@ def plain(text, one_line: bool = False, limit: int | None = None) -> str:
 class RichRenderer:
     """Progress bars for generation, training and probing; one line per decision."""
 
-    def __init__(self, console: Console):
+    def __init__(self, console: Console, transient: bool = False):
+        """transient: the bars vanish when done (a command whose result is a table printed after them)."""
         self.console = console
         # descriptions and info carry document titles: escaped (plain) where they are set
         self.progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
                                  MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                                 console=console, transient=False)
+                                 console=console, transient=transient)
         self.tasks: dict[str, int] = {}
         self.started = False
 

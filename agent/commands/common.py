@@ -40,14 +40,15 @@ def open_agent(ctx: typer.Context, create: bool = True, read: bool = False):
         return Agent(state(ctx).config(), create=create)
 
 
-def emitter(ctx: typer.Context):
-    """A rich renderer for events, or a sink when --json asks for machine output only."""
+def emitter(ctx: typer.Context, transient: bool = False):
+    """A rich renderer for events, or a sink when --json asks for machine output only (transient: its progress
+    bars vanish when done)."""
     from ..render import RichRenderer
     st = state(ctx)
     if st.json:
         import contextlib
         return contextlib.nullcontext(lambda _e: None)
-    return RichRenderer(Console(stderr=True))
+    return RichRenderer(Console(stderr=True), transient=transient)
 
 
 def finite(data):
