@@ -167,7 +167,12 @@ class Memory:
         check_home(self.home, create)
         self.read_only, self._snap = False, None
         self.embed = LazyEmbedder(embedder)
-        self._lock_file = open(self.home / ".lock", "a+")
+        try:
+            self._lock_file = open(self.home / ".lock", "a+")
+        except OSError:  # a read-only or foreign-owned home: readers can still read its committed snapshot
+            if getattr(_READING, "on", False) and self._open_snapshot():
+                return
+            raise
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
