@@ -241,9 +241,14 @@ class Memory:
             got = self.cols["chunks"].get(where={"edit_id": {"$in": active}}, include=["embeddings", "metadatas"])
             chunks = [[m["doc_id"], m["edit_id"], [round(float(x), 6) for x in v]]
                       for v, m in zip(got["embeddings"], got["metadatas"])]
-        snap = {"format": FORMAT, "written": time.time(), "edits": [e.to_meta() for e in st.edits], "rows": rows,
-                "chunks": chunks}
-        atomic_write(self.home / SNAPSHOT, json.dumps(snap))
+        text = json.dumps({"format": FORMAT, "edits": [e.to_meta() for e in st.edits], "rows": rows, "chunks": chunks})
+        path = self.home / SNAPSHOT
+        try:
+            if path.read_text(encoding="utf-8") == text:
+                return  # unchanged: a sweep that found nothing writes nothing
+        except (OSError, ValueError):
+            pass
+        atomic_write(path, text)
 
     def _writable(self) -> None:
         if self.read_only:
