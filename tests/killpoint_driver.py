@@ -1,3 +1,4 @@
+# ruff: noqa: B023, PLC3002  (the closures run at once, inside the loop, in a forked child)
 """Fault injection for tests/test_store_killpoints.py: kill a real ingest / forced re-ingest / rollback (tiny
 models) at its N-th point -- a phase boundary (a Stage event) or a store write (chroma upsert/delete, a file
 write, a rename, a removal, the adapter ledger) -- with os._exit, as kill -9 would, and check what is left.
@@ -17,13 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import chromadb  # noqa: E402,F401  (imported once, before forking; no client is opened here)
-import torch  # noqa: E402
+import chromadb  # noqa: F401  (imported once, before forking; no client is opened here)
+import torch
 
-from agent import memory as memory_mod  # noqa: E402
-from agent.ingest import Ingest, IngestOptions  # noqa: E402
-from student import adapters as adapters_mod  # noqa: E402
-from tests.conftest import make_tiny_agent, tiny_config  # noqa: E402
+from agent import memory as memory_mod
+from agent.ingest import Ingest, IngestOptions
+from student import adapters as adapters_mod
+from tests.conftest import make_tiny_agent, tiny_config
 
 torch.set_num_threads(1)
 
