@@ -8,12 +8,10 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from .commands.common import CliState, emitter, open_agent, output, state
 from .config import Config, default_home
-from .errors import SealError
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Teach a language model new documents in its weights, and keep what it knew.")
@@ -44,12 +42,17 @@ def ingest(ctx: typer.Context,
            samples: Optional[int] = typer.Option(None, "--samples", "-k", min=1, max=64, help="Self-edits per chunk."),
            force: bool = typer.Option(False, "--force", help="Learn a document again even if it is already learned."),
            no_guard: bool = typer.Option(False, "--no-guard", help="Keep the edit even if its probes get worse.")):
-    """Learn documents: the teacher writes self-edits, the student absorbs them, probes show the gain."""
+    """Learn documents: the teacher writes self-edits, the student absorbs them, probes show the gain.
+
+    Exit status:
+    0 = every edit committed;
+    1 = the guard rejected an edit (its probes got worse or earlier documents fell; --no-guard keeps it);
+    2 = an error (one line on stderr; nothing committed for the edit in progress); 130 = interrupted."""
     from teacher.prompts import FAMILIES
 
     from .errors import BadInput
     from .ingest import Ingest, IngestOptions
-    from .render import answers_table
+    from .render import answers_table, plain
     if prompt is not None and prompt not in FAMILIES:
         raise BadInput(f"--prompt {prompt!r}: choose one of {', '.join(FAMILIES)}")
     t0 = time.time()
@@ -62,7 +65,7 @@ def ingest(ctx: typer.Context,
         for o in outcomes:
             console.print(answers_table(o.answers))
             colour = "green" if o.status == "committed" else "yellow"
-            console.print(f"[{colour}]{o.status}[/] {o.edit_id} '{o.title}': probe accuracy {o.before:.2f} -> "
+            console.print(f"[{colour}]{o.status}[/] {o.edit_id} '{plain(o.title, True)}': probe accuracy {o.before:.2f} -> "
                           f"{o.after:.2f}, {o.train_steps} steps on {o.texts} texts, {o.seconds:.1f} s")
         console.print(f"total {data['seconds']:.1f} s")
     output(ctx, data, human)
@@ -76,9 +79,10 @@ def ask(ctx: typer.Context, question: str = typer.Argument(..., help="A question
         both: bool = typer.Option(False, "--both", help="Show the student's and the base model's answers.")):
     """The student's closed-book answer to a question."""
     from .errors import BadInput
+    from .render import plain
     if not question.strip():
         raise BadInput("the question is empty")
-    with open_agent(ctx) as agent:
+    with open_agent(ctx, read=True) as agent:
         data = {"question": question}
         if both or not base:
             data["student"] = agent.ask([question])[0]
@@ -94,14 +98,18 @@ def ask(ctx: typer.Context, question: str = typer.Argument(..., help="A question
                 if who == "student" and "via" in data:
                     via = (f" (via the adapter of '{data['via']}')" if data["via"]
                            else " (no learned document is close: the base model)")
-                console.print(f"[bold]{who}[/]{escape(via)}[bold]:[/] {escape(data[who])}")
+                console.print(f"[bold]{who}[/]{plain(via)}[bold]:[/] {plain(data[who])}")
     output(ctx, data, human)
 
 
 @app.command()
 def history(ctx: typer.Context):
-    """Every edit: document, time, probe accuracy before/after, status."""
-    with open_agent(ctx) as agent:
+    """Every edit: document, time, probe accuracy before/after, status (edit ids in full: rollback takes them,
+    or any unique prefix)."""
+    from rich.text import Text
+
+    from .render import safe_text
+    with open_agent(ctx, read=True) as agent:
         rows, mode = agent.history(), agent.update_mode
 
     def human(console):
@@ -109,12 +117,14 @@ def history(ctx: typer.Context):
             console.print(f"no edits yet: seal-agent ingest FILE (update mode: {mode})")
             return
         what = {"route": "an adapter per document, questions routed", "continue": "one adapter that keeps learning"}
-        t = Table(title=f"edits in {state(ctx).home}", caption=f"update mode: {mode} ({what[mode]})")
+        t = Table(title=Text(f"edits in {safe_text(state(ctx).home)}"), caption=f"update mode: {mode} ({what[mode]})")
+        id_width = max(len(r["edit_id"]) for r in rows)
         for c in ("edit", "when", "kind", "status", "document", "before", "after", "s"):
-            t.add_column(c)
+            t.add_column(c, no_wrap=c == "edit", min_width=id_width if c == "edit" else None,
+                         overflow="fold" if c == "document" else "ellipsis")
         for r in rows:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"]))
-            t.add_row(r["edit_id"], when, r["kind"], r["status"], r["title"][:30],
+            t.add_row(r["edit_id"], when, r["kind"], r["status"], Text(safe_text(r["title"], True, 30)),
                       f"{r['before']:.2f}" if r["kind"] != "rollback" else "",
                       f"{r['after']:.2f}" if r["kind"] != "rollback" else "", f"{r['seconds']:.0f}")
         console.print(t)
@@ -123,16 +133,29 @@ def history(ctx: typer.Context):
 
 @app.command()
 def rollback(ctx: typer.Context, edit_id: str = typer.Argument(..., help="The edit to undo (with every later one).")):
-    """Undo a committed edit: the student returns to the adapter it had before it."""
+    """Undo a committed edit (its id, or a unique prefix of it) and every later one: the student returns to the
+    adapter it had before it (continue), or its documents stop being routed to (route)."""
     with open_agent(ctx) as agent:
         data = agent.rollback(edit_id)
-    output(ctx, data, lambda c: c.print(f"rolled back {', '.join(data['undone'])}; student now at {data['head']}"))
+
+    def human(console):
+        if data.get("mode") == "route":
+            console.print(f"rolled back {', '.join(data['undone'])}: questions are no longer routed to the "
+                          f"adapter(s) of {plain(', '.join(data.get('titles', [])), True)}; the other learned documents "
+                          "keep theirs")
+        else:
+            console.print(f"rolled back {', '.join(data['undone'])}; student now at {data['head']}")
+    from .render import plain
+    output(ctx, data, human)
 
 
 @app.command()
 def probe(ctx: typer.Context):
     """Re-run every stored probe against the current student: accuracy per document."""
-    with open_agent(ctx) as agent, emitter(ctx) as emit:
+    from rich.text import Text
+
+    from .render import safe_text
+    with open_agent(ctx, read=True) as agent, emitter(ctx, transient=True) as emit:  # no bar left above the table
         rows = agent.probe(emit)
 
     def human(console):
@@ -143,7 +166,7 @@ def probe(ctx: typer.Context):
         for c in ("document", "edit", "n", "now", "learned", "F1"):
             t.add_column(c)
         for r in rows:
-            t.add_row(r["title"][:40], r["edit_id"], str(r["n"]), f"{r['accuracy']:.2f}",
+            t.add_row(Text(safe_text(r["title"], True, 40)), r["edit_id"], str(r["n"]), f"{r['accuracy']:.2f}",
                       f"{r['learned']:.2f}" if r["learned"] is not None else "-", f"{r['f1']:.2f}")
         console.print(t)
     output(ctx, rows, human)
@@ -186,13 +209,39 @@ def demo(ctx: typer.Context):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+_CORE = {"ingest", "ask", "history", "rollback", "probe", "demo", "tui"}
+
+
+def _json_anywhere(argv: list[str]) -> list[str]:
+    """``--json`` after a core command (``seal-agent history --json``) means what it means before it."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        if argv[i] == "--":
+            return argv
+        i += 2 if argv[i] in ("--home", "--set") else 1
+    if i >= len(argv) or argv[i] not in _CORE:
+        return argv
+    head, rest = argv[:i + 1], argv[i + 1:]
+    end = rest.index("--") if "--" in rest else len(rest)
+    if "--json" not in rest[:end]:
+        return argv
+    return ["--json"] + head + [a for a in rest[:end] if a != "--json"] + rest[end:]
+
+
 def main(argv: list[str] | None = None) -> None:
+    """The error boundary: every failure a user can meet is one line on stderr naming the file and the cause,
+    exit status 2 (SEAL_AGENT_DEBUG=1 adds the traceback). Usage errors: 2; interrupted: 130; a rejected edit
+    (ingest): 1."""
+    import os
+
+    from .errors import describe
     # typer 0.29 vendors click as typer._click; older typers use click itself
     try:
         from typer._click import exceptions as cx
     except ImportError:  # pragma: no cover
         from click import exceptions as cx
     cmd = typer.main.get_command(app)
+    argv = _json_anywhere(list(sys.argv[1:] if argv is None else argv))
     try:
         code = cmd.main(args=argv, prog_name="seal-agent", standalone_mode=False)
     except cx.UsageError as e:
@@ -201,11 +250,23 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         print("error: interrupted; nothing was committed for the edit in progress", file=sys.stderr)
         sys.exit(130)
-    except SealError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     except typer.Exit as e:
         sys.exit(e.exit_code)
+    except BrokenPipeError:  # `seal-agent history | head`: the reader left
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        sys.exit(0)
+    except cx.ClickException as e:
+        print(f"error: {' '.join(e.format_message().split())}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as e:  # noqa: BLE001 - the boundary: one line, never a traceback
+        if os.environ.get("SEAL_AGENT_DEBUG"):
+            import traceback
+            traceback.print_exc()
+        print(f"error: {' '.join(describe(e).split())}", file=sys.stderr)
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
 
 

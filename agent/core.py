@@ -5,14 +5,14 @@ import secrets
 import time
 from dataclasses import asdict
 
-from student.adapters import AdapterStore
+from student.adapters import AdapterError, AdapterStore
 from student.grading import Grade, grade, mean_grade
 from student.student import Student
 from teacher.backend import TransformersBackend
 from teacher.selfedit import Teacher
 
 from .config import Config
-from .errors import BadInput
+from .errors import BadInput, StoreError
 from .events import Emit, Stage, ignore
 from .memory import Edit, Memory
 from .models import load_model, load_teacher
@@ -37,6 +37,11 @@ class Agent:
         self._student: Student | None = student
         self._teacher: Teacher | None = teacher
         self.emit: Emit = ignore
+        try:
+            self.sweep()  # every command that opens the store for writing clears what a killed run left
+        except BaseException:
+            self.memory.close()
+            raise
         if student is not None:
             self._load_head()
 
@@ -74,12 +79,16 @@ class Agent:
         self._student.load(self.adapter_state(head))
 
     def adapter_state(self, adapter_id: str) -> dict:
-        """A stored student adapter's weights, refused (one line) if trained with other LoRA settings."""
-        lora = self.adapters.meta(adapter_id).get("lora")
-        if lora and lora != asdict(self.cfg.lora):
-            raise BadInput(f"adapter {adapter_id} was trained with lora {lora}; "
-                           f"the config says {asdict(self.cfg.lora)}")
-        return self.adapters.load_state(adapter_id)
+        """A stored student adapter's weights, refused (one line) if trained with other LoRA settings, damaged
+        or missing (StoreError naming the adapter's file)."""
+        try:
+            lora = self.adapters.meta(adapter_id).get("lora")
+            if lora and lora != asdict(self.cfg.lora):
+                raise BadInput(f"adapter {adapter_id} was trained with lora {lora}; "
+                               f"the config says {asdict(self.cfg.lora)}")
+            return self.adapters.load_state(adapter_id)
+        except AdapterError as e:
+            raise StoreError(str(e)) from None
 
     @property
     def teacher(self) -> Teacher:
@@ -95,12 +104,21 @@ class Agent:
 
     # ---- housekeeping ---------------------------------------------------------------------------------------
     def sweep(self) -> None:
-        """Remove what a killed run left: temp adapter folders, adapters and records no log entry names."""
+        """Remove what a killed run left: temp adapter folders, adapters and records no log entry names (not in a
+        read-only snapshot: a writer holds the home)."""
+        if self.memory.read_only:
+            return
         self.adapters.clean_tmp()
-        named = {e.adapter_id for e in self.memory.state().edits} | {e.parent_adapter for e in self.memory.state().edits}
-        for adapter_id in self.adapters.ids():
-            if adapter_id not in named:
-                self.adapters.remove(adapter_id)
+        edits = self.memory.state().edits
+        named = {e.adapter_id for e in edits} | {e.parent_adapter for e in edits}
+        unnamed = [a for a in self.adapters.ids() if a not in named]
+        # one run writes at a time and each writing command sweeps first: a killed commit leaves at most one
+        # adapter no log entry names. More means the log was lost: delete nothing on the strength of it.
+        if len(unnamed) > 1:
+            raise StoreError(f"{self.adapters.root}: {len(unnamed)} adapters are named by no edit-log entry; the "
+                             "edit log looks lost, so nothing was deleted (the store is corrupt)")
+        for adapter_id in unnamed:
+            self.adapters.remove(adapter_id)
         self.memory.sweep()
 
     # ---- questions --------------------------------------------------------------------------------------------
@@ -171,6 +189,13 @@ class Agent:
         """Undo a committed edit and every later one: the student returns to the adapter it had before it."""
         st = self.memory.state()
         edit = self.memory.find_edit(edit_id)
+        if edit is None and edit_id:  # a unique prefix of a committed edit's id
+            matches = [e for e in st.edits if e.kind == "commit" and e.edit_id.startswith(edit_id)]
+            if len(matches) > 1:
+                raise BadInput(f"{edit_id}: matches {len(matches)} edits ({', '.join(e.edit_id for e in matches[:3])}"
+                               f"{', …' if len(matches) > 3 else ''}); give more of the id")
+            edit = matches[0] if matches else None
+            edit_id = edit.edit_id if edit else edit_id
         if edit is None or edit.kind != "commit":
             raise BadInput(f"{edit_id}: no such committed edit (see: seal-agent history)")
         if st.status[edit_id] != "active":
@@ -182,4 +207,6 @@ class Agent:
         self.memory.log(entry)
         if self._student is not None:
             self._load_head()
-        return {"rollback": entry.edit_id, "undone": undone, "head": entry.adapter_id or "base"}
+        titles = [e.title for e in st.active() if e.edit_id in undone]
+        return {"rollback": entry.edit_id, "undone": undone, "head": entry.adapter_id or "base",
+                "mode": self.update_mode, "titles": titles}

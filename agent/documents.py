@@ -1,8 +1,10 @@
 """Reading the user's files into documents (every check before anything is written) and chunking them."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +30,7 @@ class Document:
 
 
 def _read_text(path: Path, max_bytes: int) -> str:
-    if not path.exists():
-        raise BadInput(f"{path}: no such file")
+    _check_exists(path)
     if not path.is_file():
         raise BadInput(f"{path}: not a regular file")
     size = path.stat().st_size
@@ -45,6 +46,22 @@ def _read_text(path: Path, max_bytes: int) -> str:
     if not text.strip():
         raise BadInput(f"{path}: empty file")
     return text
+
+
+def _check_exists(path: Path) -> None:
+    """A missing path, a dangling symlink and a symlink loop, each said as such."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise BadInput(f"{path}: a symlink to a missing file ({os.readlink(path)})") from None
+        raise BadInput(f"{path}: no such file") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise BadInput(f"{path}: a symlink loop (too many levels of symbolic links)") from None
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise BadInput(f"{path}: permission denied") from None
+        raise BadInput(f"{path}: {e.strerror or e}") from None
 
 
 def _title_and_body(text: str, fallback: str) -> tuple[str, str]:
@@ -65,12 +82,15 @@ def _squad_documents(path: Path, text: str) -> list[Document]:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise BadInput(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = _official_squad(path, data["data"])
     items = data if isinstance(data, list) else [data]
     docs = []
     for i, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("context"), str) or not item["context"].strip():
-            raise BadInput(f"{path}: entry {i} has no 'context' text (expected SQuAD format: "
-                           "[{{title, context, questions: [{{question, answer}}]}}])")
+            raise BadInput(f"{path}: entry {i} has no 'context' text (expected SEAL's SQuAD format "
+                           "[{title, context, questions: [{question, answer}]}] or the official SQuAD v1.1 layout "
+                           "{data: [{title, paragraphs: [{context, qas: [{question, answers: [{text}]}]}]}]})")
         probes = []
         for q in item.get("questions") or []:
             if not isinstance(q, dict) or not q.get("question") or not q.get("answer"):
@@ -80,6 +100,26 @@ def _squad_documents(path: Path, text: str) -> list[Document]:
     if not docs:
         raise BadInput(f"{path}: no documents in the file")
     return docs
+
+
+def _official_squad(path: Path, articles: list) -> list[dict]:
+    """The official SQuAD v1.1 layout -> SEAL's entries: one per paragraph, titled by its article; a question's
+    gold answer is its first answer text (v2's unanswerable questions are skipped)."""
+    out = []
+    for a, article in enumerate(articles):
+        if not isinstance(article, dict) or not isinstance(article.get("paragraphs"), list):
+            raise BadInput(f"{path}: data[{a}] has no 'paragraphs' list (official SQuAD layout)")
+        for p in article["paragraphs"]:
+            if not isinstance(p, dict):
+                raise BadInput(f"{path}: data[{a}] has a paragraph that is not an object")
+            questions = []
+            for qa in p.get("qas") or []:
+                answers = [x.get("text") for x in (qa.get("answers") or []) if isinstance(x, dict)] if isinstance(qa, dict) else []
+                answers = [x for x in answers if isinstance(x, str) and x.strip()]
+                if isinstance(qa, dict) and qa.get("question") and answers:
+                    questions.append({"question": qa["question"], "answer": answers[0]})
+            out.append({"title": article.get("title") or path.stem, "context": p.get("context"), "questions": questions})
+    return out
 
 
 def read_path(path: Path, max_bytes: int) -> list[Document]:
@@ -95,6 +135,7 @@ def expand(paths: list[Path]) -> list[Path]:
     """Files as given; a directory stands for the text and JSON files directly inside it."""
     out = []
     for p in paths:
+        _check_exists(p)
         if p.is_dir():
             files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES | JSON_SUFFIXES)
             if not files:

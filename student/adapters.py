@@ -3,13 +3,14 @@
 Layout under ``root``::
 
     .ids                    append-only ledger "<event>\t<id>" (new / saved / removed): ids are never reused
-    <id>/seal_meta.json     metadata written by ``save``
+    <id>/seal_meta.json     metadata written by ``save``, with the sha256 of the weights (checked on every load)
     <id>/.../adapter_model.safetensors + adapter_config.json   (peft ``save_pretrained``)
     .tmp-<id>               an unfinished save (removed by ``clean_tmp``)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -28,6 +29,19 @@ LEDGER_NAME = ".ids"
 TMP_PREFIX = ".tmp-"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+class AdapterError(ValueError):
+    """A stored adapter cannot be used (missing, damaged, pickle weights, a checksum that does not match);
+    the message names the adapter and the file."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _check_id(adapter_id: str) -> str:
@@ -80,7 +94,12 @@ class AdapterStore:
         """Ids of the saved adapters, oldest first."""
         found = [p.name for p in self.root.iterdir()
                  if p.is_dir() and not p.name.startswith(".") and (p / META_NAME).exists()]
-        return sorted(found, key=lambda i: (self.meta(i).get("created", 0.0), i))
+        def created(i: str) -> float:
+            try:
+                return float(self.meta(i).get("created", 0.0))
+            except (AdapterError, TypeError, ValueError):
+                return 0.0  # a damaged meta is reported when the adapter is loaded, not here
+        return sorted(found, key=lambda i: (created(i), i))
 
     def path(self, adapter_id: str) -> Path:
         """Directory of an adapter (whether or not it exists)."""
@@ -102,7 +121,8 @@ class AdapterStore:
         try:
             name = peft_model.active_adapter
             peft_model.save_pretrained(str(tmp), safe_serialization=True, selected_adapters=[name])
-            record = {**(meta or {}), "id": adapter_id, "adapter_name": name, "created": time.time()}
+            record = {**(meta or {}), "id": adapter_id, "adapter_name": name, "created": time.time(),
+                      "sha256": {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob(WEIGHTS_NAME))}}
             (tmp / META_NAME).write_text(json.dumps(record, indent=2, default=str))
             os.replace(tmp, final)
             self._record("saved", adapter_id)
@@ -112,30 +132,59 @@ class AdapterStore:
         return final
 
     def weights_file(self, adapter_id: str) -> Path:
-        """The adapter's safetensors file; ``ValueError`` if only pickle weights exist."""
+        """The adapter's safetensors file; ``AdapterError`` if it is missing or only pickle weights exist."""
         folder = self.path(adapter_id)
         if not folder.is_dir():
-            raise FileNotFoundError(f"no adapter {adapter_id!r} in {self.root}")
+            raise AdapterError(f"adapter {adapter_id}: its folder {folder} is missing")
         found = sorted(folder.rglob(WEIGHTS_NAME))
         if len(found) == 1:
             return found[0]
         if len(found) > 1:
-            raise ValueError(f"adapter {adapter_id!r} holds several weight files: {found}")
+            raise AdapterError(f"adapter {adapter_id} holds several weight files: {[str(p) for p in found]}")
         pickles = [p for p in folder.rglob("*") if p.suffix in PICKLE_SUFFIXES]
         if pickles:
-            raise ValueError(
-                f"refusing to load pickle weights {pickles[0].name!r} for adapter {adapter_id!r}: "
-                "only safetensors are loaded (pickle can run arbitrary code)"
+            raise AdapterError(
+                f"adapter {adapter_id}: refusing to load pickle weights {pickles[0]} "
+                "(only safetensors are loaded: pickle can run arbitrary code)"
             )
-        raise FileNotFoundError(f"adapter {adapter_id!r} has no {WEIGHTS_NAME}")
+        raise AdapterError(f"adapter {adapter_id}: {folder / WEIGHTS_NAME} is missing")
 
     def load_state(self, adapter_id: str) -> dict[str, torch.Tensor]:
-        """Adapter tensors (CPU) read with safetensors only."""
-        return load_file(str(self.weights_file(adapter_id)), device="cpu")
+        """Adapter tensors (CPU) read with safetensors only, after checking the sha256 recorded at save (adapters
+        saved before checksums were recorded are read unchecked). ``AdapterError`` names what is wrong."""
+        path = self.weights_file(adapter_id)
+        meta = self.meta(adapter_id)
+        sums = meta.get("sha256") if isinstance(meta.get("sha256"), dict) else {}
+        rel = str(path.relative_to(self.path(adapter_id)))
+        try:
+            if rel in sums and sha256_file(path) != sums[rel]:
+                raise AdapterError(f"adapter {adapter_id}: {path} is damaged (its sha256 differs from the one "
+                                   "recorded when it was saved)")
+            if sums and rel not in sums:
+                raise AdapterError(f"adapter {adapter_id}: {path} is not the weight file it was saved with")
+            return load_file(str(path), device="cpu")
+        except AdapterError:
+            raise
+        except OSError as e:
+            raise AdapterError(f"adapter {adapter_id}: cannot read {path} ({e.strerror or e})") from None
+        except Exception as e:  # safetensors_rust.SafetensorError and friends: a truncated or garbage file
+            raise AdapterError(f"adapter {adapter_id}: {path} is not a readable safetensors file "
+                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
 
     def meta(self, adapter_id: str) -> dict[str, Any]:
-        """The ``seal_meta.json`` of an adapter."""
-        return json.loads((self.path(adapter_id) / META_NAME).read_text())
+        """The ``seal_meta.json`` of an adapter (``AdapterError`` if missing or damaged)."""
+        path = self.path(adapter_id) / META_NAME
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise AdapterError(f"adapter {adapter_id}: {path} is missing") from None
+        except OSError as e:
+            raise AdapterError(f"adapter {adapter_id}: cannot read {path} ({e.strerror or e})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise AdapterError(f"adapter {adapter_id}: {path} is damaged (not JSON)") from None
+        if not isinstance(meta, dict):
+            raise AdapterError(f"adapter {adapter_id}: {path} is damaged (not a JSON object)")
+        return meta
 
     # cleanup -------------------------------------------------------------
     def remove(self, adapter_id: str) -> None:

@@ -75,7 +75,8 @@ def generate_greedy(
         )
         new = out[:, batch["input_ids"].shape[1] :]
         for i, text in zip(idx, tokenizer.batch_decode(new, skip_special_tokens=True)):
-            texts[i] = text.strip()
+            # a generation cut by max_new_tokens inside a multi-byte character decodes to U+FFFD: drop the part
+            texts[i] = text.rstrip("\ufffd").strip()
     return texts
 
 

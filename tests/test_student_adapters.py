@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from student.adapters import AdapterStore
+from student.adapters import AdapterError, AdapterStore
 from student.config import LoraSettings, TrainSettings
 from student.student import Student
 from tests.conftest import make_tiny_model
@@ -88,7 +88,7 @@ def test_load_refuses_pickle(tmp_path):
     (folder / "seal_meta.json").write_text("{}")
     with pytest.raises(ValueError, match="pickle"):
         store.load_state("k-evil")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(AdapterError, match="missing"):
         store.load_state("k-missing")
     with pytest.raises(ValueError):
         store.path("../escape")
@@ -98,6 +98,7 @@ def test_load_state_reads_safetensors(tmp_path):
     store = AdapterStore(tmp_path)
     (tmp_path / "k-ok" / "knowledge").mkdir(parents=True)
     save_file({"a": torch.arange(3.0)}, str(tmp_path / "k-ok" / "knowledge" / "adapter_model.safetensors"))
+    (tmp_path / "k-ok" / "seal_meta.json").write_text("{}")  # saved before checksums: read unchecked
     assert torch.equal(store.load_state("k-ok")["a"], torch.arange(3.0))
 
 

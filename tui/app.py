@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from agent.config import Config
 
 TABS = Binding.Group("Tabs", compact=True)
+RETRY_OPEN_S = 1.0   # how often a home in use by another process is tried again
 QUIT_GRACE_S = 3.0   # how long quitting waits for a job thread to notice the cancel flag
 
 
@@ -92,8 +93,22 @@ class SealApp(App):
                                                         exit_on_error=False))
 
     def _open_thread(self) -> None:
+        """Open the store; while another seal-agent process holds the home (a CLI ingest), wait and retry."""
+        import time as _time
+        waiting = False
         try:
-            agent = self.agent_factory(self.cfg)
+            while True:
+                try:
+                    agent = self.agent_factory(self.cfg)
+                    break
+                except SealError as e:
+                    if "in use by another seal-agent process" not in str(e) or self.cancel_event.is_set():
+                        raise
+                    if not waiting:
+                        waiting = True
+                        self.call_from_thread(self.status.show, store=f"waiting: {self.cfg.home} is in use by "
+                                              "another seal-agent process; it opens when that ends")
+                    _time.sleep(RETRY_OPEN_S)
             agent.emit = self.emit
             self.agent = agent
             self.post_message(AgentReady())
@@ -190,8 +205,12 @@ class SealApp(App):
         elif m.error:
             self.notify(m.error, title=f"{m.kind.capitalize()} failed", severity="error", timeout=10)
         elif m.kind == "rollback":
-            self.notify(f"Rolled back {', '.join(m.result['undone'])}; the student is at {m.result['head']}.",
-                        title="Rollback")
+            if m.result.get("mode") == "route":
+                self.notify(f"Rolled back {', '.join(m.result['undone'])}: questions are no longer routed to "
+                            f"{one_line(', '.join(m.result.get('titles', [])), 80)}.", title="Rollback")
+            else:
+                self.notify(f"Rolled back {', '.join(m.result['undone'])}; the student is at {m.result['head']}.",
+                            title="Rollback")
             self.refresh_store()
         elif m.kind == "probe":
             self.query_one(DocumentsPane).set_now(m.result)
@@ -351,8 +370,8 @@ class SealApp(App):
 
 
 def _one_line_error(e: BaseException) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return text if isinstance(e, SealError) else f"{type(e).__name__}: {text}" if text else type(e).__name__
+    from agent.errors import describe
+    return describe(e)
 
 
 def run(cfg: "Config") -> None:

@@ -69,11 +69,10 @@ def write_inbox(home: Path, text: str) -> Path:
 
 
 def printable(text: str, limit: int | None = None) -> str:
-    """Model output made safe to show: control characters replaced, optionally cut to ``limit`` characters."""
-    out = "".join(c if c.isprintable() or c == "\n" else "�" for c in str(text))
-    if limit is not None and len(out) > limit:
-        out = out[: max(1, limit - 1)] + "…"
-    return out
+    """Document text or model output made safe to show: escape sequences (ANSI, OSC links and titles) removed,
+    control characters replaced, optionally cut to ``limit`` characters (show it as a Text, never as markup)."""
+    from agent.render import safe_text
+    return safe_text(str(text).replace("\t", " "), limit=limit)
 
 
 def one_line(text: str, limit: int | None = None) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,24 +29,47 @@ def state(ctx: typer.Context) -> CliState:
     return ctx.find_root().obj
 
 
-def open_agent(ctx: typer.Context, create: bool = True):
+def open_agent(ctx: typer.Context, create: bool = True, read: bool = False):
+    """The agent on the home; ``read``: a reading command, which reads the last committed state when a writer
+    (an ingest) holds the home instead of being refused."""
     from ..core import Agent
-    return Agent(state(ctx).config(), create=create)
+    if not read:
+        return Agent(state(ctx).config(), create=create)
+    from ..memory import reading
+    with reading():
+        return Agent(state(ctx).config(), create=create)
 
 
-def emitter(ctx: typer.Context):
-    """A rich renderer for events, or a sink when --json asks for machine output only."""
+def emitter(ctx: typer.Context, transient: bool = False):
+    """A rich renderer for events, or a sink when --json asks for machine output only (transient: its progress
+    bars vanish when done)."""
     from ..render import RichRenderer
     st = state(ctx)
     if st.json:
         import contextlib
         return contextlib.nullcontext(lambda _e: None)
-    return RichRenderer(Console(stderr=True))
+    return RichRenderer(Console(stderr=True), transient=transient)
+
+
+def finite(data):
+    """``data`` with every NaN or infinity made ``null``: strict JSON parsers reject NaN."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(v) for v in data]
+    return data
+
+
+def dumps(data) -> str:
+    """Strict JSON (no NaN) of command output."""
+    return json.dumps(finite(json.loads(json.dumps(data, default=str))), indent=2, allow_nan=False)
 
 
 def output(ctx: typer.Context, data, human: Callable[[Console], None] | None = None) -> None:
     st = state(ctx)
     if st.json or human is None:
-        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        sys.stdout.write(dumps(data) + "\n")
     else:
         human(st.console)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.widgets import Button, Input, Static
@@ -11,6 +12,12 @@ from ..store import printable
 
 
 class AskPane(Vertical):
+    # Escape leaves the question box (to the Ask button), so that digits switch tabs again
+    BINDINGS = [Binding("escape", "leave", "Leave the box", show=False)]
+
+    def action_leave(self) -> None:
+        self.query_one("#ask", Button).focus()
+
     def compose(self) -> ComposeResult:
         with Horizontal(id="ask-bar"):
             yield Input(placeholder="a question, answered closed-book + Enter", id="question")

@@ -64,6 +64,11 @@ class DocumentsPane(Vertical):
         event.prevent_default()
         if event.key == "enter":  # an empty path is ignored where every submission is handled
             path.post_message(Input.Submitted(path, path.value))
+            self.redirect = False  # the path is sent: the list keeps focus, so digits switch tabs again
+            if self.focus_timer is not None:
+                self.focus_timer.stop()
+                self.focus_timer = None
+            return
         elif event.key == "backspace":
             path.action_delete_left()
         elif event.is_printable and event.character:
@@ -89,6 +94,8 @@ class DocumentsPane(Vertical):
         if event.input.id == "path" and event.value.strip():
             self.app.learn_path(event.value.strip())
             event.input.value = ""
+            if self.screen.focused is event.input:  # learned (or queued): back to the list, where digits are tabs
+                self.query_one("#docs").focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "browse":
