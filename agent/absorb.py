@@ -11,9 +11,9 @@ turns the material into the update â€” a :class:`student.innerloop.Candidate` â€
 - ``distill``: context distillation (Knowledge Modules, arXiv 2503.08727; Cartridges' self-study): every piece of
   study material is a :class:`student.distill.StudyItem` whose target is the base model reading it with the
   chunk in its context; the student, without the chunk, learns to predict what the base model predicts with it.
-  ``[absorb] study`` picks the material: ``texts`` (each training text, read after the chunk), ``questions``
-  (questions the teacher writes, answered by the base model with the chunk in context) and ``cues`` (each
-  sentence's first half as a question, its rest as the answer).
+  ``[absorb] study`` picks the material: ``passage`` (the chunk's own text, read after the chunk), ``texts`` (the
+  self-edit's lines, likewise), ``questions`` (questions the teacher writes, answered by the base model with the
+  chunk in context) and ``cues`` (each sentence's first half as a question, its rest as the answer).
 
 The student then trains the update alone (:func:`absorb`, into its in-memory adapter, with replay) or many at
 once (:func:`student.innerloop.evaluate`, a fresh adapter per candidate).
@@ -96,6 +96,11 @@ def write_material(teacher, answer: AnswerFn, docs: Sequence[tuple[str, str, str
             for i, (_title, chunk, context, texts) in enumerate(docs)]
 
 
+def needs_self_edits(absorb: AbsorbSettings) -> bool:
+    """Whether the update learns the teacher's self-edits (sft, or distill with ``texts``)."""
+    return absorb.method == "sft" or "texts" in absorb.study_set
+
+
 def plan(material: Sequence[Material], absorb: AbsorbSettings, settings, tokenizer=None,
          questions: Sequence[str] = (), golds: Sequence[str] = (), tag: str = "", question_format: str = "chat"
          ) -> Candidate:
@@ -106,8 +111,9 @@ def plan(material: Sequence[Material], absorb: AbsorbSettings, settings, tokeniz
         return Candidate(planned, list(questions), list(golds), settings, tag, side)
     items: list[StudyItem] = []
     for m in material:
-        if "texts" in absorb.study_set:
-            items += [StudyItem("", m.context + CONTEXT_SEPARATOR, t) for t in m.texts]
+        keep = {"passage": lambda t: t == m.context, "texts": lambda t: t != m.context}
+        wanted = [keep[s] for s in ("passage", "texts") if s in absorb.study_set]
+        items += [StudyItem("", m.context + CONTEXT_SEPARATOR, t) for t in m.texts if any(w(t) for w in wanted)]
         if {"questions", "cues"} & set(absorb.study_set):
             items += [qa_study_item(tokenizer, q, a, m.context, question_format) for q, a in m.qa]
     return Candidate([], list(questions), list(golds), settings, tag, study=list(dict.fromkeys(items)))

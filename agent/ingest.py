@@ -15,7 +15,7 @@ from student.config import TrainSettings
 from student.trainer import TrainResult
 from teacher.parsing import passage_text
 
-from .absorb import Material, absorb, plan, write_material
+from .absorb import Material, absorb, needs_self_edits, plan, write_material
 from .core import Agent, new_edit_id
 from .documents import Document, chunk_text, read_documents
 from .errors import BadInput, Cancelled
@@ -205,11 +205,15 @@ class Ingest:
         """The teacher's self-edits for every chunk (streamed as events), their texts, settings and replay."""
         cfg, emit = self.cfg, self.emit
         family = self.opts.family or cfg.teacher.family
-        k = self.opts.samples or cfg.teacher.samples
-        emit(Stage("generate", f"{k} {family} self-edit(s) for {len(chunks)} chunk(s)", total=k * len(chunks)))
+        # distill learns the teacher's self-edits only with [absorb] study "texts"; else the teacher writes questions
+        k = (self.opts.samples or cfg.teacher.samples) if needs_self_edits(cfg.absorb) else 0
+        if k:
+            emit(Stage("generate", f"{k} {family} self-edit(s) for {len(chunks)} chunk(s)", total=k * len(chunks)))
         proposals, texts, directives = [], [], {}
-        per_chunk: list[list[str]] = [[] for _ in chunks]
-        for ci, chunk in enumerate(chunks):
+        per_chunk: list[list[str]] = [[] for _ in chunks] if k else \
+            [[passage_text(doc.title, c, cfg.parse)] for c in chunks]
+        texts = [t for ts in per_chunk for t in ts]
+        for ci, chunk in enumerate(chunks if k else []):
             self.check_cancel()
 
             def on_text(_p: int, s: int, text: str, ci: int = ci) -> None:
@@ -235,6 +239,9 @@ class Ingest:
         material = write_material(self.agent.teacher, self.open_book,
                                   [(doc.title, c, passage_text(doc.title, c, cfg.parse), t)
                                    for c, t in zip(chunks, per_chunk)], cfg.absorb)
+        for ci, m in enumerate(material):  # the study questions, shown like self-edits (CLI and TUI)
+            if m.qa:
+                emit(SelfEditProposed(ci, 0, "study questions", tuple(f"{q} -> {a}" for q, a in m.qa), {}))
         return Proposal(family, k, proposals, texts, settings, replay, material)
 
     def open_book(self, questions: list[str], contexts: list[str]) -> list[str]:

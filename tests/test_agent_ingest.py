@@ -319,3 +319,32 @@ def test_lines_beside_the_passage_keep_its_schedule(tmp_path, lines):
     assert out.train_steps == (2 if lines == "beside" else 2 * out.texts)
     [train] = [e.detail for e in events if getattr(e, "name", "") == "train"]
     assert (f"({out.texts - 1} beside the passage, weight 0.3)" in train) == (lines == "beside")  # the defaults
+
+
+def test_distill_ingest_studies_the_passage_questions_and_cues(tmp_path, monkeypatch):
+    """The default pipeline (absorb.method = distill): no self-edits are sampled; the teacher's study questions,
+    answered by the base model with the passage in its context, and the sentence cues are distilled with the
+    passage into the document's adapter."""
+    from agent.events import SelfEditProposed
+    from teacher.selfedit import Teacher
+    home = tmp_path / "home"
+    cfg = tiny_config(home, absorb={"method": "distill"})
+    agent = make_tiny_agent(home, cfg)
+    monkeypatch.setattr(Teacher, "propose", lambda *a, **k: pytest.fail("distill without 'texts' samples no self-edit"))
+    monkeypatch.setattr(Teacher, "write_questions_many",
+                        lambda self, docs, **kw: [["What does the zorblat eat every morning?"] for _ in docs])
+    answered = []
+    real = agent.student.answer
+    monkeypatch.setattr(agent.student, "answer", lambda qs, base=False, contexts=None: (
+        answered.append((list(qs), base, contexts)) or real(qs, base=base, contexts=contexts)))
+    events = []
+    f = write(tmp_path, "z.json", DOC)
+    [out] = Ingest(agent, IngestOptions(guard=False), emit=events.append).run([f])
+    assert out.status == "committed" and out.texts == 1 and out.train_steps > 0
+    study = [(q, b, c) for q, b, c in answered if c is not None]
+    assert study == [(["What does the zorblat eat every morning?"], True, [f"Zorblat\n{DOC['context']}"])]
+    [shown] = [e for e in events if isinstance(e, SelfEditProposed)]
+    assert shown.family == "study questions" and shown.texts[0].startswith("What does the zorblat eat")
+    assert any(t.startswith("Continue this sentence") for t in shown.texts)  # a cue
+    assert agent.memory.training_stream() == [f"Zorblat\n{DOC['context']}"]
+    agent.close()

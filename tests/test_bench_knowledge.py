@@ -33,6 +33,7 @@ ROW_KEYS = {"row", "condition", "kind", "family", "adapter", "format", "passages
 
 def tiny_config(home: Path) -> Config:
     cfg = Config(home=home)
+    cfg.absorb.method = "sft"
     cfg.lora.r, cfg.lora.alpha = 4, 8
     cfg.train.epochs, cfg.train.batch_size, cfg.train.max_len, cfg.train.lr = 2, 4, 96, 3e-3
     cfg.answer.max_new_tokens = 6
@@ -312,15 +313,17 @@ def test_plan_distill_turns_material_into_study_items_and_sft_into_texts(tiny_to
                     ('Continue this sentence from the passage: "The red stone lies high up ..."',
                      "on the old tower of the town."),
                     ('Continue this sentence from the passage: "Nobody has ever climbed ..."', "up to it.")]
-    sft = plan([m], AbsorbSettings(), TrainSettings())
+    sft = plan([m], AbsorbSettings(method="sft"), TrainSettings())
     assert sft.texts == ["Towers\n" + chunk] and sft.side == ["Towers\nA line about it."] and sft.study == []
-    distill = plan([m], AbsorbSettings(method="distill"), TrainSettings(), tiny_tokenizer)
-    assert distill.texts == [] and len(distill.study) == 5
+    distill = plan([m], AbsorbSettings(method="distill"), TrainSettings(), tiny_tokenizer)  # the default study
+    assert distill.texts == [] and len(distill.study) == 4  # the passage and three question-answer pairs
     assert {s.context.strip() for s in distill.study} == {m.context}
     assert distill.study[0].suffix == "Towers\n" + chunk and distill.study[0].prefix == ""
-    assert distill.study[2].suffix.endswith("On the old tower.")  # the answer ends the item, after the question
-    only_texts = plan([m], AbsorbSettings(method="distill", study="texts"), TrainSettings(), tiny_tokenizer)
-    assert [s.suffix for s in only_texts.study] == m.texts
+    assert distill.study[1].suffix.endswith("On the old tower.")  # the answer ends the item, after the question
+    lines = plan([m], AbsorbSettings(method="distill", study="passage,texts"), TrainSettings(), tiny_tokenizer)
+    assert [s.suffix for s in lines.study] == m.texts
+    only_lines = plan([m], AbsorbSettings(method="distill", study="texts"), TrainSettings(), tiny_tokenizer)
+    assert [s.suffix for s in only_lines.study] == m.texts[1:]
     with pytest.raises(ValueError):
         AbsorbSettings(method="distill", study="texts,guesses")
 

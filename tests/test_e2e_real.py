@@ -1,8 +1,7 @@
 """End to end on the real embedded model (SmolLM2-135M-Instruct): the pipeline teaches it a paragraph.
 
-Slow (about a minute on 2 cores, plus a one-time ~20 s model conversion); marked `slow`, run by `make test`.
+Slow (a minute or two on 2 cores, plus a one-time ~20 s model conversion into the shared model cache); marked `slow`, run by `make test`.
 """
-import os
 from pathlib import Path
 
 import pytest
@@ -12,17 +11,8 @@ pytestmark = pytest.mark.slow
 SAMPLE = Path(__file__).resolve().parents[1] / "agent" / "data" / "sample.json"
 
 
-@pytest.fixture(scope="module")
-def model_cache(tmp_path_factory):
-    cache = os.environ.get("SEAL_AGENT_MODEL_CACHE") or str(tmp_path_factory.mktemp("models"))
-    old = os.environ.get("SEAL_AGENT_MODEL_CACHE")
-    os.environ["SEAL_AGENT_MODEL_CACHE"] = cache
-    yield cache
-    if old is None:
-        os.environ.pop("SEAL_AGENT_MODEL_CACHE", None)
-
-
-def test_ingest_teaches_the_real_model_a_paragraph(tmp_path, model_cache):
+def test_ingest_teaches_the_real_model_a_paragraph(tmp_path):
+    """The default pipeline: the teacher's study questions answered open-book, distilled into a fresh adapter."""
     from agent.config import load_config
     from agent.core import Agent
     from agent.ingest import Ingest
@@ -31,8 +21,8 @@ def test_ingest_teaches_the_real_model_a_paragraph(tmp_path, model_cache):
                                           "answer.max_new_tokens=24"])
     with Agent(cfg) as agent:
         [out] = Ingest(agent).run([SAMPLE])
-        # the teacher wrote a self-edit, the student trained on it (plus the passage)
-        assert out.texts >= 2 and out.train_steps >= 5
+        # the student studied the passage, the teacher's questions and the sentence cues
+        assert out.texts >= 1 and out.train_steps >= 5
         # absorbing lowered the student's loss on the paragraph's facts (gold answers to its questions)
         assert out.nll_after < out.nll_before - 0.2, (out.nll_before, out.nll_after)
         # ... and changed its closed-book answers

@@ -150,6 +150,7 @@ DOCS = [{"title": f"Topic {c}", "context": f"The {c} stone is kept in the {c} to
 
 def _tiny_cfg(home: Path) -> Config:
     cfg = Config(home=home)
+    cfg.absorb.method = "sft"
     cfg.lora = LoraSettings(r=4, alpha=8)
     cfg.train = TrainSettings(lr=1e-2, epochs=2, batch_size=4, max_len=96)
     cfg.answer = AnswerSettings(max_new_tokens=6, batch_size=16)

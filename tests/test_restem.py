@@ -148,6 +148,7 @@ def _setup(tmp_path, **opts):
     held = tmp_path / "held.json"
     held.write_text(json.dumps(PASSAGES))  # Alpha and Beta are training titles: only Gamma is held out
     cfg = Config(home=tmp_path / "home")
+    cfg.absorb.method = "sft"
     cfg.teacher.max_new_tokens = 16
     cfg.train = TrainSettings(lr=3e-3, epochs=2, batch_size=4, max_len=64)
     cfg.lora = LoraSettings(r=4, alpha=8)
