@@ -35,7 +35,7 @@ from ...util import atomic_write
 from ..stats import mean_interval
 from .restem import sample_configs
 from .solve import IN_CONTEXT, ConfigLike, Row, bench, local_solver, read_results, solve
-from .tasks import Task, load_split, small_task_ids
+from .tasks import Task, load_split, small_task_ids, task_json
 
 Loader = Callable[[], tuple[Any, Any]]
 TeacherLoader = Callable[[str], tuple[Any, Any]]
@@ -190,12 +190,6 @@ def best_run(runs: Sequence[dict]) -> Optional[int]:
             return i
     trained = [(r["loss_last"], i) for i, r in enumerate(runs) if r.get("loss_last") is not None]
     return min(trained)[1] if trained else 0
-
-
-def task_json(task: Task) -> dict[str, Any]:
-    g = lambda grid: None if grid is None else [list(r) for r in grid]  # noqa: E731
-    return {"id": task.id, "train": [{"input": g(e.input), "output": g(e.output)} for e in task.train],
-            "test": [{"input": g(e.input), "output": g(e.output)} for e in task.test]}
 
 
 # ------------------------------------------------------------------ the bench

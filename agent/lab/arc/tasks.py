@@ -119,6 +119,13 @@ def task_prompt(task: Task, test_index: int = 0) -> str:
     return prompt_text(task.train, task.test[test_index].input)
 
 
+def task_json(task: Task) -> dict[str, Any]:
+    """A task as plain JSON ({"id", "train": [{"input", "output"}], "test": [...]}, unknown outputs None)."""
+    g = lambda grid: None if grid is None else [list(r) for r in grid]  # noqa: E731
+    return {"id": task.id, "train": [{"input": g(e.input), "output": g(e.output)} for e in task.train],
+            "test": [{"input": g(e.input), "output": g(e.output)} for e in task.test]}
+
+
 # ------------------------------------------------------------------ grading
 def exact_match(prediction: Optional[Grid], gold: Optional[Grid]) -> bool:
     return prediction is not None and gold is not None and tuple(map(tuple, prediction)) == tuple(map(tuple, gold))
