@@ -274,6 +274,8 @@ class SealApp(App):
             self.query_one(ArcPane).handle(e)
             if isinstance(e, ev.TrainStep):
                 self.status.show(detail=f"ARC train step {e.step}/{e.total} · loss {e.loss:.3f}")
+            elif isinstance(e, ev.Stage):
+                self.status.show(detail=f"{e.name}: {e.detail}" if e.detail else e.name)
             return
         self.query_one(LearnPane).handle(e)
         if isinstance(e, ev.Stage):

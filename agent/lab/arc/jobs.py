@@ -161,8 +161,9 @@ def solve_task(task: Task, load_student: Loader, config: Optional[ArcConfig] = N
         if load_teacher is None:
             raise BadInput("--teacher needs a teacher model")
         import tempfile
-        path = samples_path or Path(tempfile.mkdtemp(prefix="arc-samples-")) / "samples.jsonl"
-        samples = teacher_configs(load_teacher, version, {task.id: task}, k, path, seed, emit)[task.id]
+        with tempfile.TemporaryDirectory(prefix="arc-samples-") as tmp:
+            path = samples_path or Path(tmp) / "samples.jsonl"
+            samples = teacher_configs(load_teacher, version, {task.id: task}, k, path, seed, emit)[task.id]
         configs = [s["config"] for s in samples]
         completions = [s["completion"] for s in samples]
         labels = [f"{teacher_label(version)}#{s['index']}" for s in samples]
