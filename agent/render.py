@@ -95,7 +95,8 @@ class RichRenderer:
                 p.console.print(Text(f"    {safe_text(last, True, 100)}", style="dim"))
         elif isinstance(event, ev.TrainStep):
             tid = self.tasks.get("train") or self._task("train", "train", event.total)
-            p.update(tid, total=event.total, completed=event.step, info=f"epoch {event.epoch} loss {event.loss:.3f}")
+            epoch = f"epoch {event.epoch} " if event.epoch else ""  # 0: the trainer has no single epoch (batched)
+            p.update(tid, total=event.total, completed=event.step, info=f"{epoch}loss {event.loss:.3f}")
         elif isinstance(event, ev.ProbeResult):
             if "probe" in self.tasks:
                 p.advance(self.tasks["probe"])

@@ -26,7 +26,7 @@ from .commands import SealCommands
 from .messages import AgentEvent, AgentFailed, AgentReady, Answer, JobDone, StoreChanged
 from .screens import ConfirmScreen, FilePicker, PasteScreen
 from .store import one_line, read_store, write_inbox
-from .widgets import AskPane, DocumentsPane, ForgettingPane, HistoryPane, LearnPane, StatusLine
+from .widgets import ArcPane, AskPane, DocumentsPane, ForgettingPane, HistoryPane, LearnPane, StatusLine
 
 if TYPE_CHECKING:
     from agent.config import Config
@@ -51,16 +51,22 @@ class SealApp(App):
         Binding("3", "tab('history')", "History", group=TABS),
         Binding("4", "tab('forgetting')", "Forgetting", group=TABS),
         Binding("5", "tab('ask')", "Ask", group=TABS),
+        Binding("6", "tab('arc')", "ARC", group=TABS),
         Binding("ctrl+o", "add_file", "Open"),
         Binding("ctrl+n", "paste", "Paste"),
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    def __init__(self, cfg: "Config", agent_factory: Callable[["Config"], Any] | None = None) -> None:
+    def __init__(self, cfg: "Config", agent_factory: Callable[["Config"], Any] | None = None,
+                 arc_loader: Callable[[], tuple[Any, Any]] | None = None) -> None:
+        """``arc_loader() -> (model, tokenizer)``: the student for ARC's test-time training (default: the configured
+        student model, loaded on the first solve)."""
         super().__init__()
         self.cfg = cfg
         self.agent_factory = agent_factory or open_agent
+        self.arc_loader = arc_loader
+        self.arc_model: tuple[Any, Any] | None = None
         self.agent: Any = None
         self.ready = threading.Event()
         self.open_error = ""
@@ -83,6 +89,8 @@ class SealApp(App):
                 yield ForgettingPane(id="forgetting-pane")
             with TabPane("Ask", id="ask"):
                 yield AskPane(id="ask-pane")
+            with TabPane("ARC", id="arc"):
+                yield ArcPane(id="arc-pane")
         yield StatusLine(id="status")
         yield Footer()
 
@@ -204,6 +212,8 @@ class SealApp(App):
             self.ingest_done(m)
         elif m.error:
             self.notify(m.error, title=f"{m.kind.capitalize()} failed", severity="error", timeout=10)
+            if m.kind == "arc":
+                self.query_one(ArcPane).stage(f"Failed: {one_line(m.error, 70)}")
         elif m.kind == "rollback":
             if m.result.get("mode") == "route":
                 self.notify(f"Rolled back {', '.join(m.result['undone'])}: questions are no longer routed to "
@@ -212,6 +222,12 @@ class SealApp(App):
                 self.notify(f"Rolled back {', '.join(m.result['undone'])}; the student is at {m.result['head']}.",
                             title="Rollback")
             self.refresh_store()
+        elif m.kind == "arc":
+            self.query_one(ArcPane).show_result(m.result)
+            solved = m.result["runs"][m.result["best"]]["solved"] if m.result["runs"] else None
+            self.notify(f"ARC task {one_line(m.result['task']['id'], 40)}: "
+                        + {True: "solved", False: "not solved", None: "predicted (no expected output)"}[solved],
+                        title="ARC")
         elif m.kind == "probe":
             self.query_one(DocumentsPane).set_now(m.result)
             self.notify(f"Probed {len(m.result)} document(s) with the current student.", title="Probe")
@@ -273,6 +289,13 @@ class SealApp(App):
     # ---- events from jobs -----------------------------------------------------------------------------------
     def on_agent_event(self, m: AgentEvent) -> None:
         e = m.event
+        if self.job is not None and self.job[0] == "arc":
+            self.query_one(ArcPane).handle(e)
+            if isinstance(e, ev.TrainStep):
+                self.status.show(detail=f"ARC train step {e.step}/{e.total} · loss {e.loss:.3f}")
+            elif isinstance(e, ev.Stage):
+                self.status.show(detail=f"{e.name}: {e.detail}" if e.detail else e.name)
+            return
         self.query_one(LearnPane).handle(e)
         if isinstance(e, ev.Stage):
             self.status.show(detail=f"{e.name}: {e.detail}" if e.detail else e.name)
@@ -302,6 +325,38 @@ class SealApp(App):
     def on_answer(self, m: Answer) -> None:
         self.query_one(AskPane).answer(m.who, m.text, m.via)
 
+    # ---- ARC ---------------------------------------------------------------------------------------------------
+    def solve_arc(self, text: str) -> None:
+        """Show the task of an ARC file and solve it with the default configuration (a model job)."""
+        from agent.errors import BadInput
+        from agent.lab.arc.tasks import read_task_file, task_json
+        if not text.strip():
+            self.notify("Type the path of an ARC task file (JSON) first.", severity="warning")
+            return
+        try:
+            task = read_task_file(Path(text.strip()).expanduser())
+        except BadInput as e:
+            self.notify(str(e), title="ARC", severity="error", timeout=10)
+            return
+        if self.job is not None:
+            self.start_job("arc", "", lambda: None)  # refused while busy: says what runs
+            return
+        self.query_one(ArcPane).show_task(task_json(task))
+        self.start_job("arc", f"solving ARC task {one_line(task.id, 30)}", self._arc_thread, task)
+
+    def _arc_student(self):
+        if self.arc_model is None:
+            if self.arc_loader is not None:
+                self.arc_model = self.arc_loader()
+            else:
+                from agent.models import load_model
+                self.arc_model = load_model(self.cfg.models.student, self.cfg.home, self.cfg.models, "student")
+        return self.arc_model
+
+    def _arc_thread(self, task):
+        from agent.lab.arc.jobs import solve_task
+        return solve_task(task, self._arc_student, emit=self.emit)
+
     # ---- rollback ------------------------------------------------------------------------------------------------
     def confirm_rollback(self, row: dict) -> None:
         later = sum(1 for r in self.query_one(HistoryPane).rows if r["kind"] == "commit" and r["status"] == "active"
@@ -324,7 +379,8 @@ class SealApp(App):
 
     def action_tab(self, name: str) -> None:
         self.query_one(TabbedContent).active = name
-        focus = {"documents": "#docs", "learn": "#probes", "history": "#history-table", "ask": "#question"}.get(name)
+        focus = {"documents": "#docs", "learn": "#probes", "history": "#history-table", "ask": "#question",
+                 "arc": "#arc-path"}.get(name)
         if focus:
             self.query_one(focus).focus()
 

@@ -1,4 +1,5 @@
 """The panes of the app's tabs and the status line."""
+from .arc import ArcPane
 from .ask import AskPane
 from .documents import DocumentsPane
 from .forgetting import ForgettingPane
@@ -6,4 +7,4 @@ from .history import HistoryPane
 from .learn import LearnPane
 from .status import StatusLine
 
-__all__ = ["AskPane", "DocumentsPane", "ForgettingPane", "HistoryPane", "LearnPane", "StatusLine"]
+__all__ = ["ArcPane", "AskPane", "DocumentsPane", "ForgettingPane", "HistoryPane", "LearnPane", "StatusLine"]

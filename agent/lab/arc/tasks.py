@@ -27,6 +27,10 @@ SPLITS = {
     "seal-evaluation": ("arc-agi_evaluation_challenges_filtered_1B_eval_set.json",
                         "arc-agi_evaluation_solutions_filtered_1B_eval_set.json"),
 }
+SHIPPED = ("seal-training", "seal-evaluation")
+"""Splits shipped with the package (agent/data/arc: SEAL's 12 training and 10 evaluation tasks); the others are
+read from :func:`default_data_dir`."""
+SHIPPED_DIR = Path(__file__).resolve().parents[2] / "data" / "arc"
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,13 @@ def task_prompt(task: Task, test_index: int = 0) -> str:
     return prompt_text(task.train, task.test[test_index].input)
 
 
+def task_json(task: Task) -> dict[str, Any]:
+    """A task as plain JSON ({"id", "train": [{"input", "output"}], "test": [...]}, unknown outputs None)."""
+    g = lambda grid: None if grid is None else [list(r) for r in grid]  # noqa: E731
+    return {"id": task.id, "train": [{"input": g(e.input), "output": g(e.output)} for e in task.train],
+            "test": [{"input": g(e.input), "output": g(e.output)} for e in task.test]}
+
+
 # ------------------------------------------------------------------ grading
 def exact_match(prediction: Optional[Grid], gold: Optional[Grid]) -> bool:
     return prediction is not None and gold is not None and tuple(map(tuple, prediction)) == tuple(map(tuple, gold))
@@ -127,7 +138,8 @@ def pass_at_2(candidates: Sequence[Optional[Grid]], gold: Optional[Grid]) -> boo
 
 # ------------------------------------------------------------------ loading
 def default_data_dir() -> Path:
-    """``$SEAL_AGENT_ARC_DATA``, else ``../shared/data/arc`` beside the repository."""
+    """Where the full ARC-AGI-1 files are: ``$SEAL_AGENT_ARC_DATA``, else ``../shared/data/arc`` beside the
+    repository."""
     env = os.environ.get(DATA_ENV)
     if env:
         return Path(env).expanduser()
@@ -179,12 +191,26 @@ def load_tasks(challenges: Path | str, solutions: Path | str | None = None,
 
 
 def load_split(name: str, data_dir: Path | str | None = None) -> dict[str, Task]:
-    """One of :data:`SPLITS`: ARC-AGI-1 training / evaluation, or SEAL's filtered 12 training / 10 evaluation."""
+    """One of :data:`SPLITS`: ARC-AGI-1 training / evaluation, or SEAL's filtered 12 training / 10 evaluation.
+    Without ``data_dir``, SEAL's two come from the package (:data:`SHIPPED_DIR`), the full sets from
+    :func:`default_data_dir`; missing files raise :class:`~agent.errors.BadInput` saying where to put them."""
+    from ...errors import BadInput
+
     if name not in SPLITS:
-        raise ValueError(f"unknown ARC split {name!r}; one of {sorted(SPLITS)}")
-    folder = Path(data_dir) if data_dir is not None else default_data_dir()
+        raise BadInput(f"unknown ARC task set {name!r}; one of {', '.join(sorted(SPLITS))}")
+    if data_dir is not None:
+        folder = Path(data_dir)
+    else:
+        folder = SHIPPED_DIR if name in SHIPPED else default_data_dir()
     chal, sol = SPLITS[name]
-    return load_tasks(folder / chal, folder / sol)
+    if not (folder / chal).is_file():
+        raise BadInput(f"ARC task set {name!r} needs {folder / chal} (ARC-AGI-1 from github.com/fchollet/ARC-AGI, "
+                       f"arc-agi_*_challenges.json and _solutions.json): set ${DATA_ENV} to the folder holding them "
+                       f"(only {' and '.join(SHIPPED)} ship with seal-agent)")
+    try:
+        return load_tasks(folder / chal, folder / sol if (folder / sol).is_file() else None)
+    except ValueError as e:
+        raise BadInput(f"{folder / chal}: not ARC JSON ({e})") from None
 
 
 def load_task_file(path: Path | str) -> Optional[Task]:
@@ -194,6 +220,51 @@ def load_task_file(path: Path | str) -> Optional[Task]:
     except (OSError, ValueError):
         return None
     return tasks_from_json({Path(path).stem: body}).get(Path(path).stem)
+
+
+def read_task_file(path: Path | str, task_id: Optional[str] = None,
+                   solutions: Path | str | None = None) -> Task:
+    """The task of an ARC JSON file: a single task ({"train", "test"}, named after the file) or many ({id: task},
+    ARC-AGI's challenges layout; ``task_id`` picks one, and may be left out when the file holds one). Test outputs
+    come from the file, else from ``solutions`` ({id: [grid, ...]}, or a list of grids for a single task).
+    Anything wrong raises :class:`~agent.errors.BadInput` with a one-line reason."""
+    from ...errors import BadInput
+
+    path = Path(path)
+    try:
+        body = json.loads(path.read_text())
+    except OSError as e:
+        raise BadInput(f"cannot read {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise BadInput(f"{path}: not JSON ({e})") from None
+    sol: Any = None
+    if solutions is not None:
+        try:
+            sol = json.loads(Path(solutions).read_text())
+        except (OSError, ValueError) as e:
+            raise BadInput(f"--solutions {solutions}: cannot read it as JSON ({e})") from None
+    if isinstance(body, dict) and "train" in body and "test" in body:
+        if task_id is not None and task_id != path.stem:
+            raise BadInput(f"{path} holds one task ({path.stem}), not {task_id!r}")
+        body = {path.stem: body}
+        if isinstance(sol, list):
+            sol = {path.stem: sol}
+    if not isinstance(body, dict) or not body:
+        raise BadInput(f"{path}: not an ARC task ({{\"train\": [...], \"test\": [...]}}) nor a file of tasks "
+                       "({id: task})")
+    if task_id is None:
+        if len(body) != 1:
+            shown = ", ".join(sorted(map(str, body))[:5])
+            raise BadInput(f"{path} holds {len(body)} tasks ({shown}{', ...' if len(body) > 5 else ''}): "
+                           "pick one with --task ID")
+        task_id = str(next(iter(body)))
+    if task_id not in body:
+        raise BadInput(f"{path} has no task {task_id!r}")
+    tasks = tasks_from_json({task_id: body[task_id]}, sol if isinstance(sol, dict) else None)
+    if task_id not in tasks:
+        raise BadInput(f"{path}: task {task_id!r} is malformed (it needs demonstrations and test inputs, grids of "
+                       "colours 0-9, rectangular, at most 30x30)")
+    return tasks[task_id]
 
 
 LARGER_EVAL_MAX_SIDE = 12
