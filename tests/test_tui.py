@@ -252,7 +252,7 @@ async def test_a_path_and_enter_sent_in_one_burst_learn_that_path(tmp_path):
         app.post_message(events.Key("enter", "\r"))
         await pilot.pause(0.6)
         assert learned == [text] and app.job is None
-        # once the path is sent the list keeps focus, so digits switch tabs again (issue 22)
+        # once the path is sent the list keeps focus, so digits switch tabs again
         assert app.focused is app.query_one("#docs") and app.query_one("#path", Input).value == ""
 
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 from ...commands.common import emitter, output, state
 
