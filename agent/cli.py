@@ -42,7 +42,7 @@ def ingest(ctx: typer.Context,
            samples: Optional[int] = typer.Option(None, "--samples", "-k", min=1, max=64, help="Self-edits per chunk."),
            force: bool = typer.Option(False, "--force", help="Learn a document again even if it is already learned."),
            no_guard: bool = typer.Option(False, "--no-guard", help="Keep the edit even if its probes get worse.")):
-    """Learn documents: the teacher writes self-edits, the student absorbs them, probes show the gain.
+    """Learn documents: the teacher writes study material, the student absorbs it, probes show the gain.
 
     Exit status:
     0 = every edit committed;

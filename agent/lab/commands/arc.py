@@ -13,7 +13,8 @@ import typer
 if TYPE_CHECKING:
     from rich.text import Text
 
-from ...commands.common import emitter, output, state
+from ...commands.common import emitter, output
+from .run_flags import command_config
 
 arc_app = typer.Typer(help="Few-shot ARC: test-time training configured by the teacher (SEAL's second domain).",
                       no_args_is_help=True)
@@ -37,15 +38,6 @@ def teacher_loader(cfg):
 def teacher_base_loader(cfg):
     from ...models import load_model
     return lambda: load_model(cfg.models.teacher, cfg.home, cfg.models, "teacher")
-
-
-def _config(ctx: typer.Context, device: Optional[str], json_out: bool):
-    st = state(ctx)
-    st.json = st.json or json_out
-    cfg = st.config()
-    if device:
-        cfg.models.device = device
-    return cfg
 
 
 @arc_app.command("solve")
@@ -74,7 +66,7 @@ def solve(ctx: typer.Context,
     from ..arc.jobs import parse_config_option, solve_task
     from ..arc.tasks import read_task_file
 
-    cfg = _config(ctx, device, json_out)
+    cfg = command_config(ctx, json_out, device)
     task = read_task_file(task_file, task_id, solutions)
     config = parse_config_option(config_json, config_file)
     if teacher and config is not None:
@@ -161,7 +153,7 @@ def bench(ctx: typer.Context,
     from ..arc.solve import ARC_LORA
     from ..runlog import check_run_file
 
-    cfg = _config(ctx, device, json_out)
+    cfg = command_config(ctx, json_out, device)
     row_names = parse_rows(rows)
     task_set = load_task_set([tasks])
     out = out or Path("runs") / f"arc-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -210,7 +202,7 @@ def train(ctx: typer.Context,
     from ..arc.tasks import load_split
     from ..runlog import check_run_file
 
-    cfg = _config(ctx, device, json_out)
+    cfg = command_config(ctx, json_out, device)
     task_set = load_task_set([tasks])
     overlap = sorted(set(task_set) & set(load_split("seal-evaluation")))
     out = out or Path("runs") / f"arc-train-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -9,8 +9,8 @@ import typer
 from ..conditions import DEFAULT_CONDITIONS
 from ..squad import DEFAULT_DATA
 from .bench import bench_app
-from .run_flags import apply_run_flags, executor_option, ray_address_option
-from ...commands.common import emitter, output, state
+from .run_flags import command_config, executor_option, ray_address_option
+from ...commands.common import emitter, output
 
 
 @bench_app.command("knowledge")
@@ -46,12 +46,7 @@ def knowledge(ctx: typer.Context,
     """Knowledge incorporation (SEAL's Table 2): accuracy with 95% intervals, recitation control, paired differences."""
     from ..knowledge import BenchOptions, KnowledgeBench
 
-    st = state(ctx)
-    st.json = st.json or json_out
-    cfg = st.config()
-    if device:
-        cfg.models.device = device
-    apply_run_flags(cfg, executor, ray_address)
+    cfg = command_config(ctx, json_out, device, executor, ray_address)
     opts = BenchOptions(data=data, n=n, mode=mode, conditions=(conditions,), seeds=seeds, out=out, engine=engine,
                         question_format=question_format, k=k, group=group, subset=subset, shard=parse_shard(shard),
                         report_only=report_only)

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ...commands.common import emitter, open_agent, output, state
-from .run_flags import apply_run_flags, executor_option, ray_address_option
+from .run_flags import command_config, executor_option, ray_address_option
 
 
 def forgetting(ctx: typer.Context,
@@ -49,10 +49,7 @@ def forgetting(ctx: typer.Context,
         _from_store(ctx, out)
         return
     from ..forgetting import ForgettingSweep, SweepOptions
-    cfg = st.config()
-    if device:
-        cfg.models.device = device
-    apply_run_flags(cfg, executor, ray_address)
+    cfg = command_config(ctx, json_out, device, executor, ray_address)
     opts = SweepOptions(data=data, docs=docs, runs=runs, replay=replay, ratio=ratio, capacity=capacity,
                         update=update, texts=texts, out=out, seed=seed, perplexity=perplexity,
                         route_threshold=route_threshold)

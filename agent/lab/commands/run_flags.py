@@ -32,3 +32,16 @@ def apply_run_flags(cfg, executor: Optional[str], ray_address: Optional[str]) ->
         cfg.run.__post_init__()
     except ValueError as e:
         raise BadInput(f"--executor: {e}") from None
+
+
+def command_config(ctx, json_out: bool = False, device: Optional[str] = None, executor: Optional[str] = None,
+                   ray_address: Optional[str] = None):
+    """The configuration a lab command runs with: --json (also after the command), --device and the run flags."""
+    from ...commands.common import state
+    st = state(ctx)
+    st.json = st.json or json_out
+    cfg = st.config()
+    if device:
+        cfg.models.device = device
+    apply_run_flags(cfg, executor, ray_address)
+    return cfg

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ...commands.common import emitter, output, state
-from .run_flags import apply_run_flags, executor_option, ray_address_option
+from .run_flags import command_config, executor_option, ray_address_option
 
 teacher_app = typer.Typer(help="The teacher: ReST-EM training (SEAL's RL outer loop) and its versions.",
                           no_args_is_help=True)
@@ -58,12 +58,7 @@ def train(ctx: typer.Context,
     from ..restem import Restem, RestemOptions
     from ..restem_split import HELDOUT_DATA, TRAIN_DATA
 
-    st = state(ctx)
-    st.json = st.json or json_out
-    cfg = st.config()
-    if device:
-        cfg.models.device = device
-    apply_run_flags(cfg, executor, ray_address)
+    cfg = command_config(ctx, json_out, device, executor, ray_address)
     opts = RestemOptions(data=data or TRAIN_DATA, eval_data=eval_data or HELDOUT_DATA, rounds=rounds,
                          passages=passages, samples=samples, seeds=seeds, reward=reward, keep=keep,
                          self_mode=self_mode, family=family, eval_titles=(eval_titles,) if eval_titles else (),
