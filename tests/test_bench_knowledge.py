@@ -343,3 +343,24 @@ def test_distill_bench_rows_open_book_and_base_train_nothing(tmp_path, data_file
     assert steps[("passage", 0)] >= 1 and ("open-book", 1) not in steps  # one seed for the untrained rows
     run = json.loads((tmp_path / "o" / "run.json").read_text())
     assert run["absorb"]["method"] == "distill" and run["format"] == 2
+
+
+def test_a_killed_distill_run_resumes_to_the_same_result(tmp_path, data_file):
+    """Distillation's study material is written once (study.jsonl) and reused: a run stopped after its first
+    result and resumed gives the table of an uninterrupted run."""
+    def cfg(home):
+        c = tiny_config(home)
+        c.absorb.method, c.absorb.questions = "distill", 2
+        return c
+    conds = ("base", "passage")
+    whole = run_bench(tmp_path, data_file, "whole", conditions=conds, cfg=cfg(tmp_path / "h1"))
+
+    def stop(_rec, done, _total):
+        if done >= 2:
+            raise Stop
+    with pytest.raises(Stop):
+        run_bench(tmp_path, data_file, "parts", on_record=stop, conditions=conds, cfg=cfg(tmp_path / "h2"))
+    study = (tmp_path / "parts" / "study.jsonl").read_text()
+    resumed = run_bench(tmp_path, data_file, "parts", conditions=conds, cfg=cfg(tmp_path / "h2"))
+    assert (tmp_path / "parts" / "study.jsonl").read_text() == study  # not written again
+    assert strip_timing(resumed) == strip_timing(whole)
