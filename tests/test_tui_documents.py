@@ -96,3 +96,56 @@ async def test_a_folders_documents_stay_listed_while_one_learns(tmp_path):
         assert [(r.title, r.status) for r in docs.rows] == [("Alpha", "active"), ("Bravo", "active"),
                                                            ("Charlie", "active")]
         assert docs.pending == {}
+
+
+@pytest.mark.asyncio
+async def test_empty_forgetting_message_is_whole_at_80x24(tmp_path):
+    from tui.widgets.forgetting import EMPTY
+
+    app = SealApp(tui_config(tmp_path / "home"), agent_factory=tiny_factory)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("4")
+        await pilot.pause()
+        box = app.query_one("#heatmap")
+        assert box.region.right <= 80 and box.region.height >= 1
+        shown = " ".join("".join(s.text for s in box.render_line(y)).strip() for y in range(box.size.height))
+        assert " ".join(shown.split()) == EMPTY
+
+
+@pytest.mark.asyncio
+async def test_notifications_leave_the_history_detail_uncovered(tmp_path, monkeypatch):
+    import time
+
+    from .test_tui_snapshots import FixedAgent, seed_store
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    home = tmp_path / "home"
+    seed_store(home)
+    app = SealApp(tui_config(home), agent_factory=FixedAgent)
+    try:
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            await settle(pilot, app)
+            await pilot.press("3")
+            for i in range(6):  # a folder's worth of "Learned" notifications
+                app.notify(f"'Document {i}': probe accuracy 0.00 → 0.50, and a reason long enough to wrap.",
+                           title="Learned")
+            await pilot.pause(0.3)
+            detail = app.query_one("#history-detail")
+            assert "r-0006" in str(detail.render()) and detail.region.height >= 2
+            covered = set()  # what the user sees at each cell of the bottom panels: never a notification
+            for bottom in (detail, app.query_one("#history-bar"), app.query_one("#status")):
+                r = bottom.region
+                for y in range(r.y, r.bottom):
+                    for x in range(r.x, r.right):
+                        widget, _ = app.get_widget_at(x, y)
+                        if any(type(w).__name__ in ("Toast", "ToastRack", "ToastHolder") for w in widget.ancestors_with_self):
+                            covered.add((bottom.id, x, y))
+            assert not covered, sorted(covered)[:5]
+            visible = {type(app.get_widget_at(x, y)[0]).__name__ for y in range(24) for x in range(80)}
+            assert "Toast" in visible  # the notifications are shown, elsewhere
+            assert app.NOTIFICATION_TIMEOUT <= 4
+    finally:
+        monkeypatch.undo()
+        time.tzset()

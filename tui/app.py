@@ -44,6 +44,7 @@ def open_agent(cfg: "Config"):
 class SealApp(App):
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))
     TITLE = "seal-agent"
+    NOTIFICATION_TIMEOUT = 4  # s (errors ask for longer); shown at the top right (app.tcss)
     COMMANDS = App.COMMANDS | {SealCommands}
     BINDINGS = [
         Binding("1", "tab('documents')", "Documents", group=TABS),
