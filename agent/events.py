@@ -17,6 +17,12 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class DocumentsQueued:
+    """The documents an ingest will learn, in order, as (doc_id, title) pairs (before the first one starts)."""
+    documents: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class DocumentRead:
     doc_id: str
     title: str
@@ -114,7 +120,7 @@ class Message:
     text: str
 
 
-Event = Union[Stage, DocumentRead, SelfEditToken, SelfEditProposed, TrainStep, ProbeResult, ProbeSummary,
+Event = Union[Stage, DocumentsQueued, DocumentRead, SelfEditToken, SelfEditProposed, TrainStep, ProbeResult, ProbeSummary,
               EditCommitted, EditRejected, RetentionRow, Progress, Message]
 Emit = Callable[[Event], None]
 

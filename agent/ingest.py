@@ -19,8 +19,8 @@ from .absorb import Material, absorb, needs_self_edits, plan, write_material
 from .core import Agent, new_edit_id
 from .documents import Document, chunk_text, read_documents
 from .errors import BadInput, Cancelled
-from .events import (DocumentRead, EditCommitted, EditRejected, Emit, Message, ProbeResult, ProbeSummary,
-                     RetentionRow, SelfEditProposed, SelfEditToken, Stage, TrainStep, ignore)
+from .events import (DocumentRead, DocumentsQueued, EditCommitted, EditRejected, Emit, Message, ProbeResult,
+                     ProbeSummary, RetentionRow, SelfEditProposed, SelfEditToken, Stage, TrainStep, ignore)
 from .memory import Edit
 from .replay import ReplayMix, replay_mix
 from .routing import Pending
@@ -106,6 +106,7 @@ class Ingest:
 
     def run(self, paths: list[Path]) -> list[Outcome]:
         docs = self.read(paths)
+        self.emit(DocumentsQueued(tuple((d.doc_id, d.title) for d in docs)))
         self.agent.emit = self.emit
         self.agent.sweep()
         if self.agent.update_mode != self.cfg.ingest.update:

@@ -20,7 +20,10 @@ _ITALIC = re.compile(r"(?<![\w*])\*(?!\s)([^*\n]+?)(?<!\s)\*(?![\w*])")
 _CODE = re.compile(r"`([^`\n]*)`")
 _HEADING = re.compile(r"^#{1,6}\s*")
 _LIST = re.compile(r"^(?:[-*+–]\s+|[•·‣◦▪]\s*(?=\S)|\(?\d{1,3}[.)]\s+|\(\d{1,3}\)\s*)")
-_LABEL = re.compile(r"^(?:implications?|rewrite|rewritten passage|version|fact)\s*\d{0,3}\s*[:.)-]\s+(?=\S)", re.I)
+_LABEL_WORDS = r"(?:implications?|rewrites?|rewritten\s+passages?|rewritten\s+versions?|passages?|versions?|facts?|paraphrases?|titles?)"
+_LABEL = re.compile(r"^" + _LABEL_WORDS + r"\s*#?\s*\d{0,3}\s*[:.)-]\s+(?=\S)", re.I)
+# a line that is only a label ("Passage 1", "Rewrite #2:") or only numbering ("1.", "(3)", "#4")
+_BARE_LABEL = re.compile(r"^(?:" + _LABEL_WORDS + r"\s*#?\s*\d{0,3}|\(?#?\d{1,3}\)?)\s*[:.)-]?$", re.I)
 _SPACES = re.compile(r"\s+")
 
 
@@ -92,10 +95,11 @@ def parse_directives(completion: str) -> dict:
 # ---------------------------------------------------------------- question / answer pairs
 
 def _is_header(text: str) -> bool:
-    """An echoed prompt header ("Implications", "Passage:") or any line ending with ':' (a preamble such as
-    "Here are some implications:")."""
+    """An echoed prompt header ("Implications", "Passage:"), a bare label or numbering ("Passage 1", "Rewrite #2",
+    "3.") or any line ending with ':' (a preamble such as "Here are some implications:")."""
     low = text.casefold().strip()
-    return low in ECHO_HEADERS or low.rstrip(":") + ":" in ECHO_HEADERS or low.endswith(":")
+    return (low in ECHO_HEADERS or low.rstrip(":") + ":" in ECHO_HEADERS or low.endswith(":")
+            or bool(_BARE_LABEL.match(low)))
 
 
 _Q = re.compile(r"^(?:question\s*\d{0,3}\s*[:.)]|q\s*\d{0,3}\s*:)\s*", re.I)

@@ -112,3 +112,18 @@ def test_parse_probes():
     assert parse_probes("Who played?\nAnswer: Beyonce and Bruno Mars\n\nPassage:\nThe Eiffel Tower was built.\n"
                         "Question: When?\nAnswer: 1889\nbecause of the fair", prefix="Question 1: ") == [
         ("Who played?", "Beyonce and Bruno Mars"), ("When?", "1889")]
+
+
+def test_junk_lines_are_not_training_texts():
+    """Labels, echoed headers, a bare title and bare numbering a small teacher writes between its rewrites."""
+    completion = ("Rewritten passages:\nPassage 1\nPassage:\n**Super Bowl 50**\nTitle: Super Bowl 50\n1.\n(2)\n"
+                  "Passage 2: The Broncos won the game by ten points.\nRewrite #3\nVersion 4 - Denver beat Carolina.\n"
+                  "Implication 5\n3) Von Miller was named the MVP.\n")
+    assert parse_completion(completion, T, P, "rewrite", ParseSettings(append_passage=False, min_chars=1)) == [
+        f"{T}\nThe Broncos won the game by ten points.",
+        f"{T}\nDenver beat Carolina.",
+        f"{T}\nVon Miller was named the MVP.",
+    ]
+    # a line that only starts like a label is kept whole
+    assert parse_completion("Passage of the bill took two years.", T, P, "rewrite",
+                            ParseSettings(append_passage=False)) == [f"{T}\nPassage of the bill took two years."]

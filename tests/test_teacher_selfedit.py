@@ -168,3 +168,22 @@ def test_cloze_probes_blank_one_span_of_a_sentence():
     # narrow displays show the blanked sentence alone; other questions unchanged
     assert short_question(probes[1][0]) == "It was re-established in April ____, after the end of communist control of the country."
     assert short_question("Who won: the Broncos?") == "Who won: the Broncos?"
+
+
+def test_cloze_probes_read_markdown_as_text_and_skip_common_words():
+    passage = ("Zstandard is maintained by Meta. The reference code is the [Zstandard and FSE library]"
+               "(https://github.com/facebook/zstd) written in **portable** `C` by Yann Collet.\n"
+               "The format is documented and the implementation is widely deployed in modern software today.\n"
+               "The format was carefully documented and the implementation was reviewed by several experts.")
+    probes = cloze_probes("Compression", passage, 5)
+    assert probes, "the passage has names and numbers to blank"
+    for q, a in probes:
+        for markup in ("[", "](", "http", "**", "`"):
+            assert markup not in q and markup not in a, (q, a)
+        assert a.casefold() not in {"documented", "implementation", "carefully", "reviewed", "several"}
+    assert ("Fill in the blank (about Compression): The reference code is the ____ library written in portable C "
+            "by Yann Collet.", "Zstandard and FSE") in probes
+    # a sentence of common words alone gives no probe
+    assert cloze_probes("", "The format was carefully documented and the implementation was reviewed.", 1) == []
+    assert [a for _, a in cloze_probes("", "The meeting happened in Beijing during the spring season.", 1)] \
+        == ["Beijing"]

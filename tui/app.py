@@ -44,6 +44,7 @@ def open_agent(cfg: "Config"):
 class SealApp(App):
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))
     TITLE = "seal-agent"
+    NOTIFICATION_TIMEOUT = 4  # s (errors ask for longer); shown at the top right (app.tcss)
     COMMANDS = App.COMMANDS | {SealCommands}
     BINDINGS = [
         Binding("1", "tab('documents')", "Documents", group=TABS),
@@ -75,6 +76,7 @@ class SealApp(App):
         self.job_idle.set()
         self.job: tuple[str, str] | None = None            # (kind, label) of the model job running
         self.queue: list[tuple[str, str, Callable]] = []   # ingests waiting: (key, label, fn)
+        self.ingests = 0                                   # ingests started: names the running one's rows
         self.sub_title = str(cfg.home)
 
     def compose(self) -> ComposeResult:
@@ -157,7 +159,7 @@ class SealApp(App):
         view = m.view
         self.query_one(DocumentsPane).set_rows(view.documents)
         self.query_one(HistoryPane).set_rows(view.history)
-        unprobed = frozenset(d.doc_id for d in view.documents if not d.probes)
+        unprobed = frozenset(d.doc_id for d in view.documents if not d.probes and d.status != "rejected")
         self.query_one(ForgettingPane).set_matrix(view.matrix, view.metrics, unprobed)
         active = sum(1 for d in view.documents if d.status == "active")
         where = ("an adapter per document, questions routed" if view.mode == "route"
@@ -208,7 +210,7 @@ class SealApp(App):
         self.query_one(LearnPane).set_running(False)
         self.refresh_bindings()
         if m.kind == "ingest":
-            self.query_one(DocumentsPane).set_pending("current", "", None)
+            self.query_one(DocumentsPane).finish(self.ingest_key)
             self.ingest_done(m)
         elif m.error:
             self.notify(m.error, title=f"{m.kind.capitalize()} failed", severity="error", timeout=10)
@@ -252,6 +254,9 @@ class SealApp(App):
                             title="Learned" if ok else "Rejected by the guard", severity="information" if ok
                             else "warning")
             learn.stage(f"Done: {m.label}")
+        if self.agent is None:  # nothing to read: the finished job's rows go now
+            docs = self.query_one(DocumentsPane)
+            docs.set_rows(docs.rows)
         self.refresh_store()
 
     # ---- ingest ----------------------------------------------------------------------------------------------
@@ -271,9 +276,15 @@ class SealApp(App):
         else:
             self._start_ingest(label, fn)
 
+    @property
+    def ingest_key(self) -> str:
+        """The Documents list's key for the rows of the ingest running (or last run)."""
+        return f"ingest{self.ingests}"
+
     def _start_ingest(self, label: str, fn: Callable) -> None:
         if self.start_job("ingest", f"learning {label}", fn):
-            self.query_one(DocumentsPane).set_pending("current", label, "learning")
+            self.ingests += 1
+            self.query_one(DocumentsPane).set_pending(self.ingest_key, label, "learning")
             self.query_one(LearnPane).reset(label)
             self.action_tab("learn")
 
@@ -303,8 +314,14 @@ class SealApp(App):
             self.status.show(detail=f"train step {e.step}/{e.total} · loss {e.loss:.3f}")
         elif isinstance(e, ev.SelfEditToken):
             self.status.show(detail=f"teacher writing a self-edit: {len(e.text_so_far)} chars")
+        elif isinstance(e, ev.DocumentsQueued):
+            self.query_one(DocumentsPane).plan(self.ingest_key, list(e.documents))
         elif isinstance(e, ev.DocumentRead):
-            self.query_one(DocumentsPane).set_pending("current", e.title, "learning")
+            self.query_one(DocumentsPane).mark(self.ingest_key, e.doc_id, e.title, "learning")
+        elif isinstance(e, ev.EditCommitted):
+            self.query_one(DocumentsPane).mark(self.ingest_key, e.doc_id, "", "learned")
+        elif isinstance(e, ev.EditRejected):
+            self.query_one(DocumentsPane).mark(self.ingest_key, e.doc_id, "", "rejected")
         elif isinstance(e, ev.Message):
             self.notify(e.text, severity="warning" if e.level == "warning" else "information")
 

@@ -12,11 +12,14 @@ from typing import Any, Optional
 class DocRow:
     doc_id: str
     title: str
-    status: str                    # active | rolled_back (committed ones) ; learning | queued (in flight, UI only)
+    status: str                    # active | rolled_back (committed ones) | rejected (by the guard, never learned)
     probes: int
     learned: Optional[float]       # probe accuracy just after it was learned
     latest: Optional[float]        # the current student's accuracy, from the head commit's retention row
     edit_id: str = ""
+    reason: str = ""               # the edit's reason: the guard's verdict (why it was kept or rejected)
+    before: Optional[float] = None  # probe accuracy before the edit
+    after: Optional[float] = None   # and after it (for a rejected edit: what the guard saw)
 
 
 @dataclass
@@ -45,9 +48,31 @@ def read_store(agent) -> StoreView:
         n = counts.get(d["doc_id"], 0)
         latest = head_row.get(d["doc_id"]) if d["status"] == "active" and n else None
         docs.append(DocRow(d["doc_id"], d["title"], d["status"], n, edit.after if edit and n else None, latest,
-                           d["edit_id"]))
+                           d["edit_id"], edit.reason if edit else "", edit.before if edit else None,
+                           edit.after if edit else None))
+    docs = with_rejections(docs, st.edits)
     matrix = store_matrix(memory)
     return StoreView(agent.history(), docs, matrix, matrix.metrics(), st.head, agent.update_mode)
+
+
+def with_rejections(docs: list[DocRow], edits) -> list[DocRow]:
+    """The documents plus one "rejected" row for each document whose latest attempt the guard rejected and that
+    is not learned now (a rejected re-learn of an active document leaves its row alone; a rolled-back one is
+    replaced), in log order."""
+    seq = {e.edit_id: e.seq for e in edits}
+    latest: dict[str, Any] = {}
+    for e in edits:
+        if e.kind in ("commit", "reject"):
+            latest[e.doc_id] = e
+    active = {d.doc_id for d in docs if d.status == "active"}
+    rejected = [e for e in latest.values() if e.kind == "reject" and e.doc_id not in active]
+    if not rejected:
+        return docs
+    gone = {e.doc_id for e in rejected}
+    rows = [(seq.get(d.edit_id, 0), d) for d in docs if d.doc_id not in gone]
+    rows += [(e.seq, DocRow(e.doc_id, e.title, "rejected", 0, None, None, e.edit_id, e.reason, e.before, e.after))
+             for e in rejected]
+    return [d for _, d in sorted(rows, key=lambda r: r[0])]
 
 
 def write_inbox(home: Path, text: str) -> Path:

@@ -13,7 +13,10 @@ from ..store import DocRow, fmt_acc, one_line
 
 PATH_STARTS = ("/", "~", ".")
 FOCUS_AFTER = 0.3  # s without a key before the path field takes focus from the list
-STATUS_STYLE = {"active": "green", "rolled_back": "dim", "learning": "bold yellow", "queued": "yellow"}
+STATUS_STYLE = {"active": "green", "rolled_back": "dim", "rejected": "red", "learning": "bold yellow",
+                "queued": "yellow", "learned": "green", "failed": "red"}
+PENDING_DETAIL = {"learning": "learning now: 2 shows it live", "queued": "waiting to be learned after the ones above",
+                  "learned": "learned in this run", "rejected": "rejected by the guard in this run"}
 
 
 class DocumentsPane(Vertical):
@@ -22,7 +25,8 @@ class DocumentsPane(Vertical):
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self.rows: list[DocRow] = []
-        self.pending: dict[str, tuple[str, str]] = {}   # key -> (title, learning|queued)
+        self.pending: dict[str, tuple[str, str]] = {}   # key -> (title, learning|queued|learned|rejected)
+        self.finished: set[str] = set()                  # pending keys of a finished job: gone at the next set_rows
         self.now: dict[str, float] = {}                  # doc_id -> accuracy from the last "probe all"
         self.redirect = False                            # keys typed on the list go to the path field
         self.focus_timer: Timer | None = None            # gives the path field focus once those keys stop
@@ -34,6 +38,7 @@ class DocumentsPane(Vertical):
             yield Button("Browse", id="browse", compact=True)
             yield Button("Paste", id="paste", compact=True)
         yield DataTable(id="docs", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="docs-detail")
         yield Static("No documents yet: a (or just start typing a path: / ~ .) to type one, ^o to browse, ^n to paste "
                      "text, or ^p → 'Learn the sample document'.", id="docs-hint")
 
@@ -106,6 +111,9 @@ class DocumentsPane(Vertical):
     def set_rows(self, rows: list[DocRow]) -> None:
         self.rows = rows
         self.now = {}
+        for key in self.finished:  # the store now shows what the finished job did
+            self.pending.pop(key, None)
+        self.finished.clear()
         self.render_rows()
 
     def set_pending(self, key: str, title: str, state: str | None) -> None:
@@ -115,23 +123,81 @@ class DocumentsPane(Vertical):
             self.pending[key] = (title, state)
         self.render_rows()
 
+    def plan(self, job: str, docs: list[tuple[str, str]]) -> None:
+        """The documents an ingest will learn, in order: one "queued" row each in place of the job's own row, so
+        that a folder's documents stay listed while the first of them learns."""
+        rows = {f"{job}/{doc_id}": (title, "queued") for doc_id, title in docs}
+        if job in self.pending:  # in the job's own place, before ingests queued after it
+            self.pending = {k2: v2 for k, v in self.pending.items()
+                            for k2, v2 in (rows.items() if k == job else [(k, v)])}
+        else:
+            self.pending.update({k: v for k, v in rows.items() if k not in self.pending})
+        self.render_rows()
+
+    def mark(self, job: str, doc_id: str, title: str, state: str) -> None:
+        """One document of a running ingest is learning, learned or rejected (its row stays in place)."""
+        key = f"{job}/{doc_id}"
+        if key not in self.pending and job in self.pending:  # no plan: the job's own row becomes the document's
+            self.pending = {(key if k == job else k): v for k, v in self.pending.items()}
+        self.pending[key] = (title or self.pending.get(key, ("", ""))[0], state)
+        self.render_rows()
+
+    def finish(self, job: str) -> None:
+        """The job ended: its rows stay until the store has been read again (no flicker, nothing vanishes)."""
+        self.finished |= {k for k in self.pending if k == job or k.startswith(f"{job}/")}
+
     def set_now(self, rows: list[dict]) -> None:
         self.now = {r["doc_id"]: r["accuracy"] for r in rows}
         self.render_rows()
 
     def render_rows(self) -> None:
         table = self.query_one("#docs", DataTable)
+        keep = table.cursor_row
         table.clear()
         width = max(20, self.size.width - 40)
-        for r in self.rows:
-            now = self.now.get(r.doc_id, r.latest)
+        for i, r in enumerate(self.rows):
+            now = self.now.get(r.doc_id, r.latest) if r.status != "rejected" else None
             table.add_row(Text(one_line(r.title, width)), Text(r.status.replace("_", " "), STATUS_STYLE.get(r.status, "")),
-                          str(r.probes), fmt_acc(r.learned), _delta(now, r.learned), key=r.doc_id)
+                          str(r.probes) if r.status != "rejected" else "—", fmt_acc(r.learned), _delta(now, r.learned),
+                          key=f"row:{i}")
         for key, (title, state) in self.pending.items():
-            table.add_row(Text(one_line(title, width)), Text(state, STATUS_STYLE[state]), "", "", "", key=f"pending:{key}")
+            table.add_row(Text(one_line(title, width)), Text(state, STATUS_STYLE.get(state, "")), "", "", "",
+                          key=f"pending:{key}")
         empty = not self.rows and not self.pending
         self.query_one("#docs-hint", Static).display = empty
         table.display = not empty
+        if not empty and keep > 0:
+            table.move_cursor(row=min(keep, table.row_count - 1))
+        self.show_detail()
+
+    def detail(self, index: int) -> Text:
+        """What the highlighted row's one-line status does not say: the guard's verdict (a rejected document's
+        reason above all), or where an in-flight document stands."""
+        if index < 0:
+            return Text("")
+        if index < len(self.rows):
+            r = self.rows[index]
+            if r.status == "rejected":
+                scores = (f" ({r.before:.2f} → {r.after:.2f})" if r.before is not None and r.after is not None
+                          else "")
+                return Text.assemble(("Rejected by the guard: ", "bold red"), one_line(r.reason) + scores,
+                                     (" · not learned; History (3) has the edit", "dim"))
+            return Text.assemble((r.edit_id, "bold"), (f" · {r.status.replace('_', ' ')} · ", "dim"),
+                                 one_line(r.reason))
+        pending = list(self.pending.values())
+        if index - len(self.rows) < len(pending):
+            title, state = pending[index - len(self.rows)]
+            return Text.assemble((one_line(title, 40), "bold"), (" · ", "dim"), PENDING_DETAIL.get(state, state))
+        return Text("")
+
+    def show_detail(self) -> None:
+        table = self.query_one("#docs", DataTable)
+        text = self.detail(table.cursor_row) if table.display else Text("")
+        text.truncate(max(20, self.size.width - 2) * 2, overflow="ellipsis")
+        self.query_one("#docs-detail", Static).update(text)
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self.show_detail()
 
     def on_resize(self) -> None:
         self.render_rows()

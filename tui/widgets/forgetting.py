@@ -11,6 +11,8 @@ from textual.widgets import Static
 
 from ..store import one_line
 
+EMPTY = "No commits yet: the matrix fills in as documents are learned."
+
 
 def heat(x: float | None) -> str:
     """Red (0) -> yellow (0.5) -> green (1) background."""
@@ -25,8 +27,7 @@ def heatmap(matrix, unprobed: frozenset[str] = frozenset()) -> Table | Text:
     """Rows: after each active commit; columns: documents (D1 = the first learned). ``unprobed``: doc ids without
     probe questions, whose cells say n/a instead of a meaningless 0."""
     if matrix is None or not matrix.rows:
-        return Text("No commits yet: the matrix fills in as documents are learned (rows: after each edit; "
-                    "columns: documents).", style="dim")
+        return Text(EMPTY, style="dim")
     table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
     table.add_column("after edit", no_wrap=True)
     table.add_column("pre", justify="center")
@@ -49,12 +50,14 @@ class ForgettingPane(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", id="metrics")
         with ScrollableContainer(id="heatmap-box"):
-            yield Static(heatmap(None), id="heatmap")
+            yield Static(heatmap(None), id="heatmap", classes="empty")
         yield Static("Row k: accuracy on each document's probes after the k-th active edit (the diagonal is "
                      "'just learned'); pre: before it was learned.", id="heatmap-help")
 
     def set_matrix(self, matrix, metrics, unprobed: frozenset[str] = frozenset()) -> None:
-        self.query_one("#heatmap", Static).update(heatmap(matrix, unprobed))
+        box = self.query_one("#heatmap", Static)
+        box.update(heatmap(matrix, unprobed))
+        box.set_class(matrix is None or not matrix.rows, "empty")  # the message wraps; a table scrolls
         if metrics is None:
             self.query_one("#metrics", Static).update(Text("ACC —   BWT —", style="bold"))
             return
