@@ -6,16 +6,14 @@ import html
 import json
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
-from agent.events import TrainStep
 from tui.app import SealApp
 from tui.widgets import AskPane, DocumentsPane, HistoryPane, LearnPane
 
-from .tui_helpers import notes, settle, tiny_factory, tui_config
+from .tui_helpers import GatedApp, notes, settle, tiny_factory, tui_config
 
 DOC = {"title": "Zorblat [v2]", "context": "The zorblat lives in Quentin Bay and eats blue kelp every morning.",
        "questions": [{"question": "Where does the zorblat live?", "answer": "Quentin Bay"},
@@ -87,20 +85,6 @@ async def test_add_ingest_history_rollback_ask(tmp_path, doc_file):
         for who in ("student", "base"):
             shown = str(ask.query_one(f"#{who}-answer").render())
             assert shown and "thinking" not in shown
-
-
-class GatedApp(SealApp):
-    """Holds the ingest worker at its first training step until the test has pressed the cancel key."""
-
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.training, self.go = threading.Event(), threading.Event()
-
-    def emit(self, event):
-        super().emit(event)
-        if isinstance(event, TrainStep) and not self.training.is_set():
-            self.training.set()
-            self.go.wait(30)
 
 
 @pytest.mark.asyncio

@@ -4,16 +4,14 @@ whole and notifications leave the History detail uncovered."""
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 
 import agent.ingest
-from agent.events import TrainStep
 from tui.app import SealApp
 from tui.widgets import DocumentsPane
 
-from .tui_helpers import settle, tiny_factory, tui_config
+from .tui_helpers import GatedApp, settle, tiny_factory, tui_config
 
 
 def doc(title: str, place: str) -> dict:
@@ -54,20 +52,6 @@ async def test_a_rejected_document_is_listed_with_the_reason(tmp_path, monkeypat
         app.learn_path(str(f))
         await settle(pilot, app)
         assert [(r.title, r.status) for r in docs.rows] == [("Quenby [sea]", "active")]
-
-
-class GatedApp(SealApp):
-    """Holds the ingest at its first training step until the test lets it go."""
-
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.training, self.go = threading.Event(), threading.Event()
-
-    def emit(self, event):
-        super().emit(event)
-        if isinstance(event, TrainStep) and not self.training.is_set():
-            self.training.set()
-            self.go.wait(30)
 
 
 @pytest.mark.asyncio

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 
+from agent.events import TrainStep
 from tests.conftest import make_tiny_agent, tiny_config
+from tui.app import SealApp
 
 
 def fake_embed(texts: list[str]) -> list[list[float]]:
@@ -39,3 +42,18 @@ async def settle(pilot, app, timeout: float = 60.0) -> None:
 
 def notes(app) -> list[str]:
     return [n.message for n in app._notifications]
+
+
+class GatedApp(SealApp):
+    """Holds the ingest worker at its first training step until the test sets ``go`` (``training`` is set once
+    it got there)."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.training, self.go = threading.Event(), threading.Event()
+
+    def emit(self, event):
+        super().emit(event)
+        if isinstance(event, TrainStep) and not self.training.is_set():
+            self.training.set()
+            self.go.wait(30)
