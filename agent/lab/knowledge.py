@@ -239,8 +239,9 @@ class KnowledgeBench:
         return generate_greedy(model, tok, prompts, answer.max_new_tokens, answer.batch_size)
 
     def generate_study(self) -> None:
-        """Distill's question-answer material per passage (:func:`agent.absorb.write_material`): the untrained
-        teacher's questions answered by the base model with the passage in context, cached in study.jsonl."""
+        """Distill's question-answer material per passage, as :func:`agent.absorb.write_material` writes it: the
+        untrained teacher's questions answered by the base model with the passage in context (cached in
+        study.jsonl), and the sentence cues."""
         a = self.cfg.absorb
         if a.method != "distill" or self.opts.report_only:
             return
